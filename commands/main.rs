@@ -1,0 +1,47 @@
+//! The `stylevn` binary: one thin file per subcommand. Each parses its flags,
+//! merges them over its TOML config, calls the library, drives progress bars and
+//! prints a one-line summary. No ML logic lives here.
+
+mod config;
+mod generate;
+mod import_gguf;
+mod template;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// stylevn: train, quantize, evaluate and serve a Vietnamese fashion store's
+/// customer-support chatbot, from one binary.
+#[derive(Parser)]
+#[command(name = "stylevn", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render chat data through the model's own chat template, with assistant spans for training.
+    Template(template::Args),
+    /// Generate text from a model (chat-templated prompt, streamed to stdout).
+    Generate(generate::Args),
+    /// Convert a GGUF file (llama / qwen2) into a complete HF model directory.
+    ImportGguf(import_gguf::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Template(args) => template::exec(args),
+        Command::Generate(args) => generate::exec(args),
+        Command::ImportGguf(args) => import_gguf::exec(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! stylevn: the ML lifecycle of a Vietnamese fashion store's support chatbot.
+//!
+//! The library holds every stage; the `stylevn` binary (in `commands/`) only parses
+//! arguments, loads configs, drives progress bars and prints summaries. Nothing in
+//! the library prints.
+
+pub mod atomic;
+pub mod error;
+pub mod generate;
+pub mod model;
+pub mod tokenize;
+
+pub use error::{Error, Result};

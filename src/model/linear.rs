@@ -1,0 +1,94 @@
+//! Pluggable linear layers. Every projection of the transformer (q, k, v, o,
+//! gate, up, down, lm_head) is a `Box<dyn Projection>`, so one model serves every
+//! stage: dense weights here; an NF4 base, AWQ int4 weights or a LoRA adapter
+//! wrapping another projection in later stages.
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::Result;
+
+/// A linear map `y = x W^T (+ b)` applied to the last dimension of `x`.
+pub trait Projection: Send + Sync + std::fmt::Debug {
+    /// Applies the layer to `x` of shape `(..., in_features)`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor>;
+    /// Input width.
+    fn in_features(&self) -> usize;
+    /// Output width.
+    fn out_features(&self) -> usize;
+    /// The full-precision weight `[out, in]` and bias, when this layer can give them
+    /// (merging, quantizing, tests).
+    fn dense_weight(&self) -> Option<(Tensor, Option<Tensor>)>;
+}
+
+/// A dense layer holding its weight `[out, in]` and optional bias `[out]`.
+#[derive(Debug, Clone)]
+pub struct DenseLinear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl DenseLinear {
+    /// Wraps a weight `[out, in]` and an optional bias `[out]`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        DenseLinear { weight, bias }
+    }
+}
+
+impl Projection for DenseLinear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)
+    }
+    fn in_features(&self) -> usize {
+        self.weight.dims2().map(|(_, i)| i).unwrap_or(0)
+    }
+    fn out_features(&self) -> usize {
+        self.weight.dims2().map(|(o, _)| o).unwrap_or(0)
+    }
+    fn dense_weight(&self) -> Option<(Tensor, Option<Tensor>)> {
+        Some((self.weight.clone(), self.bias.clone()))
+    }
+}
+
+/// Builds the projection named `name` (HF prefix, e.g. `model.layers.0.self_attn.q_proj`)
+/// from the checkpoint. Implementations decide the representation (dense, NF4, AWQ).
+pub trait LinearLoader {
+    /// Loads the `[out_features, in_features]` layer under `vb` (already at `name`).
+    fn load(
+        &self,
+        vb: VarBuilder,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Box<dyn Projection>>;
+}
+
+/// Loads projections as dense weights in the model's compute dtype.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DenseLoader;
+
+impl LinearLoader for DenseLoader {
+    fn load(
+        &self,
+        vb: VarBuilder,
+        _name: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Box<dyn Projection>> {
+        let weight = vb.get((out_features, in_features), "weight")?;
+        let bias = if bias { Some(vb.get(out_features, "bias")?) } else { None };
+        Ok(Box::new(DenseLinear::new(weight, bias)))
+    }
+}
+
+/// The compute dtype names accepted on the command line.
+pub fn parse_dtype(name: &str) -> Result<DType> {
+    match name {
+        "f32" | "float32" => Ok(DType::F32),
+        "f16" | "float16" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        other => Err(crate::Error::msg(format!("unknown dtype `{other}` (use f32, f16 or bf16)"))),
+    }
+}

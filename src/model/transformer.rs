@@ -1,0 +1,395 @@
+//! The decoder-only transformer shared by Qwen2/Qwen2.5 and the Llama family,
+//! with weight names exactly as in HF checkpoints (`model.layers.{i}.self_attn.q_proj`, ...).
+//!
+//! Tokens travel *packed*: a batch of sequences is one `(tokens, hidden)` matrix,
+//! so every projection is one matmul over all tokens of all sequences, while
+//! attention runs per sequence (its own positions and KV cache). That one layout
+//! serves batched prefill, continuous-batching decode (sequences at different
+//! positions) and training with packed sequences (no attention across them).
+//!
+//! [`Mode::Train`] uses only differentiable ops (`softmax`, `rms_norm_slow`, RoPE
+//! written with tensor ops); [`Mode::Infer`] uses candle's fused kernels, which
+//! drop gradients (see shared/REFERENCE.md).
+
+use candle_core::{DType, Device, IndexOp, Tensor, D};
+use candle_nn::VarBuilder;
+
+use super::config::ModelConfig;
+use super::kv_cache::KvCache;
+use super::linear::{LinearLoader, Projection};
+use crate::{Error, Result};
+
+/// Which forward to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Differentiable ops only: for training (gradients reach every parameter).
+    Train,
+    /// Fused kernels: faster, no gradients.
+    Infer,
+}
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsAt {
+    /// Every token: `(tokens, vocab)` (training, perplexity).
+    All,
+    /// The last token of each sequence: `(sequences, vocab)` (generation).
+    Last,
+}
+
+/// RMSNorm with its learned scale.
+#[derive(Debug, Clone)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    fn load(vb: VarBuilder, size: usize, eps: f64) -> Result<Self> {
+        Ok(RmsNorm { weight: vb.get(size, "weight")?, eps: eps as f32 })
+    }
+
+    fn forward(&self, x: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
+        match mode {
+            Mode::Infer => candle_nn::ops::rms_norm(x, &self.weight, self.eps),
+            Mode::Train => candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps),
+        }
+    }
+}
+
+/// Precomputed RoPE tables (`positions x head_dim/2`), HF's non-interleaved layout.
+#[derive(Debug, Clone)]
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<Self> {
+        let half = cfg.head_dim() / 2;
+        let positions = cfg.max_position_embeddings;
+        // As transformers: inv_freq in f32, angle = position * inv_freq in f32.
+        let inv_freq: Vec<f32> =
+            (0..half).map(|i| (1.0 / cfg.rope_theta.powf((2 * i) as f64 / cfg.head_dim() as f64)) as f32).collect();
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        for p in 0..positions {
+            for f in &inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        let cos = Tensor::from_vec(cos, (positions, half), device)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (positions, half), device)?.to_dtype(dtype)?;
+        Ok(Rope { cos, sin })
+    }
+
+    /// Rotates `x` of shape `(tokens, heads, head_dim)` at `positions` (`(tokens,)` u32).
+    fn apply(&self, x: &Tensor, positions: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
+        let cos = self.cos.index_select(positions, 0)?;
+        let sin = self.sin.index_select(positions, 0)?;
+        match mode {
+            Mode::Infer => candle_nn::rotary_emb::rope_thd(&x.unsqueeze(0)?.contiguous()?, &cos, &sin)?.squeeze(0),
+            Mode::Train => {
+                let cos = Tensor::cat(&[&cos, &cos], D::Minus1)?.unsqueeze(1)?;
+                let sin = Tensor::cat(&[&sin, &sin], D::Minus1)?.unsqueeze(1)?;
+                let half = x.dim(D::Minus1)? / 2;
+                let x1 = x.narrow(D::Minus1, 0, half)?;
+                let x2 = x.narrow(D::Minus1, half, half)?;
+                let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+                x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+            }
+        }
+    }
+}
+
+/// Self-attention with grouped-query heads.
+#[derive(Debug)]
+pub struct Attention {
+    /// Query projection.
+    pub q_proj: Box<dyn Projection>,
+    /// Key projection.
+    pub k_proj: Box<dyn Projection>,
+    /// Value projection.
+    pub v_proj: Box<dyn Projection>,
+    /// Output projection.
+    pub o_proj: Box<dyn Projection>,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+/// The gated SiLU MLP: `down(silu(gate(x)) * up(x))`.
+#[derive(Debug)]
+pub struct Mlp {
+    /// Gate projection.
+    pub gate_proj: Box<dyn Projection>,
+    /// Up projection.
+    pub up_proj: Box<dyn Projection>,
+    /// Down projection.
+    pub down_proj: Box<dyn Projection>,
+}
+
+/// One decoder layer: pre-norm attention and pre-norm MLP, each with a residual.
+#[derive(Debug)]
+pub struct DecoderLayer {
+    /// Self-attention block.
+    pub self_attn: Attention,
+    /// MLP block.
+    pub mlp: Mlp,
+    input_layernorm: RmsNorm,
+    post_attention_layernorm: RmsNorm,
+}
+
+/// Where each sequence of a packed batch lies and where its positions start.
+#[derive(Debug, Clone)]
+struct Packing {
+    /// (first token row, length, first position) per sequence.
+    spans: Vec<(usize, usize, usize)>,
+    /// Position of every token, `(tokens,)` u32.
+    positions: Tensor,
+}
+
+/// The whole model: embeddings, decoder layers, final norm, LM head.
+#[derive(Debug)]
+pub struct Transformer {
+    config: ModelConfig,
+    embed_tokens: Tensor,
+    /// The decoder layers, in order.
+    pub layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    /// The LM head (the embedding matrix when tied).
+    pub lm_head: Box<dyn Projection>,
+    rope: Rope,
+    dtype: DType,
+    device: Device,
+}
+
+/// Names of the seven per-layer projections, in HF order.
+pub const PROJECTION_NAMES: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+impl Transformer {
+    /// Builds the model from checkpoint tensors under `vb` (HF names), creating every
+    /// projection through `linear`.
+    pub fn load(config: &ModelConfig, vb: VarBuilder, linear: &dyn LinearLoader) -> Result<Self> {
+        config.validate().map_err(Error::msg)?;
+        let (h, hd) = (config.hidden_size, config.head_dim());
+        let (nh, nkv) = (config.num_attention_heads, config.num_kv_heads());
+        let vb_m = vb.pp("model");
+        let embed_tokens = vb_m.pp("embed_tokens").get((config.vocab_size, h), "weight")?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let vb_l = vb_m.pp(format!("layers.{i}"));
+            let proj = |block: &str, name: &str, i_dim: usize, o_dim: usize, bias: bool| {
+                let vb_p = vb_l.pp(block).pp(name);
+                let full = format!("model.layers.{i}.{block}.{name}");
+                linear.load(vb_p, &full, i_dim, o_dim, bias)
+            };
+            let self_attn = Attention {
+                q_proj: proj("self_attn", "q_proj", h, nh * hd, config.qkv_bias())?,
+                k_proj: proj("self_attn", "k_proj", h, nkv * hd, config.qkv_bias())?,
+                v_proj: proj("self_attn", "v_proj", h, nkv * hd, config.qkv_bias())?,
+                o_proj: proj("self_attn", "o_proj", nh * hd, h, config.o_bias())?,
+                num_heads: nh,
+                num_kv_heads: nkv,
+                head_dim: hd,
+            };
+            let i_size = config.intermediate_size;
+            let mlp = Mlp {
+                gate_proj: proj("mlp", "gate_proj", h, i_size, config.mlp_bias)?,
+                up_proj: proj("mlp", "up_proj", h, i_size, config.mlp_bias)?,
+                down_proj: proj("mlp", "down_proj", i_size, h, config.mlp_bias)?,
+            };
+            layers.push(DecoderLayer {
+                self_attn,
+                mlp,
+                input_layernorm: RmsNorm::load(vb_l.pp("input_layernorm"), h, config.rms_norm_eps)?,
+                post_attention_layernorm: RmsNorm::load(vb_l.pp("post_attention_layernorm"), h, config.rms_norm_eps)?,
+            });
+        }
+        let norm = RmsNorm::load(vb_m.pp("norm"), h, config.rms_norm_eps)?;
+        let lm_head: Box<dyn Projection> = if config.tie_word_embeddings {
+            Box::new(super::linear::DenseLinear::new(embed_tokens.clone(), None))
+        } else {
+            linear.load(vb.pp("lm_head"), "lm_head", h, config.vocab_size, false)?
+        };
+        let rope = Rope::new(config, vb.dtype(), vb.device())?;
+        Ok(Transformer {
+            config: config.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rope,
+            dtype: vb.dtype(),
+            device: vb.device().clone(),
+        })
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A fresh, empty KV cache for one sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.layers.len())
+    }
+
+    /// Runs a packed batch.
+    ///
+    /// `tokens` holds the new tokens of every sequence back to back; `seq_lens[i]`
+    /// says how many belong to sequence `i`. With `caches`, sequence `i` continues
+    /// from `caches[i]` (its positions start at the cache length) and its keys and
+    /// values are appended; without, every sequence starts at position 0.
+    /// Returns logits as `(tokens, vocab)` or `(sequences, vocab)` (see [`LogitsAt`]), in f32.
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        seq_lens: &[usize],
+        mut caches: Option<&mut [KvCache]>,
+        mode: Mode,
+        at: LogitsAt,
+    ) -> Result<Tensor> {
+        let total: usize = seq_lens.iter().sum();
+        if total != tokens.len() || seq_lens.contains(&0) {
+            return Err(Error::msg(format!(
+                "packed batch: {} tokens but sequence lengths {:?} (each must be non-zero)",
+                tokens.len(),
+                seq_lens
+            )));
+        }
+        if let Some(c) = caches.as_deref() {
+            if c.len() != seq_lens.len() {
+                return Err(Error::msg(format!("{} caches for {} sequences", c.len(), seq_lens.len())));
+            }
+        }
+        let packing = self.packing(seq_lens, caches.as_deref())?;
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embed_tokens.index_select(&ids, 0)?;
+        for (li, layer) in self.layers.iter().enumerate() {
+            let residual = &x;
+            let h = layer.input_layernorm.forward(&x, mode)?;
+            let h = layer.self_attn.forward(&h, li, &packing, &self.rope, caches.as_deref_mut(), mode)?;
+            let x1 = (residual + h)?;
+            let h = layer.post_attention_layernorm.forward(&x1, mode)?;
+            let h = layer.mlp.forward(&h)?;
+            x = (x1 + h)?;
+        }
+        let x = match at {
+            LogitsAt::All => x,
+            LogitsAt::Last => {
+                let last: Vec<u32> = packing.spans.iter().map(|(s, l, _)| (s + l - 1) as u32).collect();
+                x.index_select(&Tensor::new(last.as_slice(), &self.device)?, 0)?
+            }
+        };
+        let x = self.norm.forward(&x, mode)?;
+        Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+    }
+
+    /// Logits `(vocab,)` of the last of `tokens`, continuing `cache`.
+    pub fn forward_next(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let logits =
+            self.forward(tokens, &[tokens.len()], Some(std::slice::from_mut(cache)), Mode::Infer, LogitsAt::Last)?;
+        Ok(logits.i(0)?)
+    }
+
+    fn packing(&self, seq_lens: &[usize], caches: Option<&[KvCache]>) -> Result<Packing> {
+        let mut spans = Vec::with_capacity(seq_lens.len());
+        let mut positions = Vec::with_capacity(seq_lens.iter().sum());
+        let mut start = 0;
+        for (i, &len) in seq_lens.iter().enumerate() {
+            let offset = caches.map(|c| c[i].len()).unwrap_or(0);
+            if offset + len > self.config.max_position_embeddings {
+                return Err(Error::msg(format!(
+                    "sequence of {} tokens exceeds max_position_embeddings {}",
+                    offset + len,
+                    self.config.max_position_embeddings
+                )));
+            }
+            spans.push((start, len, offset));
+            positions.extend((offset..offset + len).map(|p| p as u32));
+            start += len;
+        }
+        Ok(Packing { spans, positions: Tensor::new(positions.as_slice(), &self.device)? })
+    }
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: &Tensor,
+        layer: usize,
+        packing: &Packing,
+        rope: &Rope,
+        mut caches: Option<&mut [KvCache]>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self.q_proj.forward(x)?.reshape((n, nh, hd))?;
+        let k = self.k_proj.forward(x)?.reshape((n, nkv, hd))?;
+        let v = self.v_proj.forward(x)?.reshape((n, nkv, hd))?;
+        let q = rope.apply(&q, &packing.positions, mode)?;
+        let k = rope.apply(&k, &packing.positions, mode)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut outputs = Vec::with_capacity(packing.spans.len());
+        for (si, &(start, len, offset)) in packing.spans.iter().enumerate() {
+            // (heads, t, head_dim) per sequence.
+            let q_s = q.narrow(0, start, len)?.transpose(0, 1)?;
+            let k_s = k.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?;
+            let v_s = v.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?;
+            let (k_all, v_all) = match caches.as_deref_mut() {
+                Some(c) => c[si].append(layer, &k_s, &v_s)?,
+                None => (k_s, v_s),
+            };
+            let keys = k_all.dim(1)?;
+            // GQA without copying keys: query heads that share a kv head are stacked
+            // along the rows, `(kv_heads, group * t, head_dim)`.
+            let group = nh / nkv;
+            let q_g = q_s.contiguous()?.reshape((nkv, group * len, hd))?;
+            let scores = (q_g.matmul(&k_all.t()?)? * scale)?.to_dtype(DType::F32)?;
+            let scores = if len > 1 {
+                let mask = causal_mask(len, offset, keys, scores.device())?;
+                scores.reshape((nkv, group, len, keys))?.broadcast_add(&mask)?.reshape((nkv, group * len, keys))?
+            } else {
+                scores
+            };
+            let probs = match mode {
+                Mode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
+                Mode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
+            };
+            let out = probs.to_dtype(v_all.dtype())?.matmul(&v_all)?; // (kv, group*t, hd)
+            let out = out.reshape((nh, len, hd))?.transpose(0, 1)?.reshape((len, nh * hd))?;
+            outputs.push(out);
+        }
+        let out = Tensor::cat(&outputs, 0)?;
+        Ok(self.o_proj.forward(&out)?)
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = self.gate_proj.forward(x)?.silu()?;
+        let up = self.up_proj.forward(x)?;
+        Ok(self.down_proj.forward(&(gate * up)?)?)
+    }
+}
+
+/// Additive causal mask `(t, keys)`: query `j` (at position `offset + j`) sees keys `0..=offset + j`.
+fn causal_mask(t: usize, offset: usize, keys: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let mask: Vec<f32> =
+        (0..t).flat_map(|j| (0..keys).map(move |s| if s > offset + j { f32::NEG_INFINITY } else { 0.0 })).collect();
+    Tensor::from_vec(mask, (t, keys), device)
+}
