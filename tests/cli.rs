@@ -89,3 +89,33 @@ fn bad_inputs_fail_with_a_clear_message() {
     let out = stylevn(&["generate", "--model", not_gguf.to_str().unwrap(), "--prompt", "hi"]);
     assert!(text(&out.stderr).contains("import-gguf"), "points the user to import-gguf: {}", text(&out.stderr));
 }
+
+/// A repo id resolves through the HF cache (hf-hub's layout) with HF_HUB_OFFLINE=1.
+#[test]
+fn repo_id_resolves_from_the_hf_cache_offline() {
+    let src = fetched("smollm2-135m-instruct");
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("hub").join("models--HuggingFaceTB--SmolLM2-135M-Instruct");
+    let snapshot = repo.join("snapshots").join("0123abcd");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), "0123abcd").unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        std::os::unix::fs::symlink(src.join(f), snapshot.join(f)).unwrap();
+    }
+    let run = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_stylevn"))
+            .args(["generate", "--model", id, "--prompt", "What is the capital of France?"])
+            .args(["--temperature", "0", "--max-new-tokens", "12"])
+            .env("HF_HOME", home.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run("HuggingFaceTB/SmolLM2-135M-Instruct");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Paris"));
+    let out = run("HuggingFaceTB/not-cached");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("HF_HUB_OFFLINE"), "{}", text(&out.stderr));
+}

@@ -37,6 +37,12 @@ impl DenseLinear {
 
 impl Projection for DenseLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if let Some(y) = super::gemv::gemv(x, &self.weight)? {
+            return match &self.bias {
+                Some(b) => y.broadcast_add(b),
+                None => Ok(y),
+            };
+        }
         candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)
     }
     fn in_features(&self) -> usize {

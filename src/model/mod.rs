@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod files;
+pub mod gemv;
 pub mod gguf;
 pub mod kv_cache;
 pub mod linear;

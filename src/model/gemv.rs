@@ -1,0 +1,158 @@
+//! Matrix-vector product for single-token decoding on the CPU: `y = W x` with `W`
+//! row-major `[out, in]`, rows split across rayon threads, dot products with
+//! AVX2/FMA when the CPU has them. Decoding one token is bound by reading the
+//! weights once; a GEMM kernel tuned for matrices leaves bandwidth unused here.
+
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// `x · Wᵀ` for `x` of shape `(1, in)` and f32 `w` of shape `(out, in)`; `None` when
+/// the inputs do not fit this kernel (the caller then uses the general matmul).
+/// No gradient flows through it: callers use it only for untracked tensors.
+pub fn gemv(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    let fits = x.dtype() == candle_core::DType::F32
+        && w.dtype() == candle_core::DType::F32
+        && x.device().is_cpu()
+        && x.rank() == 2
+        && x.dim(0)? == 1
+        && !x.track_op()
+        && !w.track_op();
+    if !fits {
+        return Ok(None);
+    }
+    Ok(Some(x.apply_op2_no_bwd(w, &Gemv)?))
+}
+
+struct Gemv;
+
+impl CustomOp2 for Gemv {
+    fn name(&self) -> &'static str {
+        "stylevn-gemv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (s1, s2) else { candle_core::bail!("gemv: f32 only") };
+        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("gemv: contiguous inputs only")
+        };
+        let (out, inp) = l2.shape().dims2()?;
+        let x = &x[x0..x1];
+        let w = &w[w0..w1];
+        if x.len() != inp {
+            candle_core::bail!("gemv: x has {} values, W has {} columns", x.len(), inp)
+        }
+        let dot = dot_kernel();
+        let mut y = vec![0f32; out];
+        let rows_per_task = (out / (rayon::current_num_threads() * 8)).max(16);
+        y.par_chunks_mut(rows_per_task).enumerate().for_each(|(c, ys)| {
+            let first = c * rows_per_task;
+            for (j, yj) in ys.iter_mut().enumerate() {
+                let row = first + j;
+                *yj = dot(&w[row * inp..(row + 1) * inp], x);
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((1, out))))
+    }
+}
+
+type DotFn = fn(&[f32], &[f32]) -> f32;
+
+fn dot_kernel() -> DotFn {
+    static KERNEL: OnceLock<DotFn> = OnceLock::new();
+    *KERNEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return dot_avx2_entry;
+        }
+        dot_portable
+    })
+}
+
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (xa, xb) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += xa[k] * xb[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_avx2_entry(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: selected only after runtime detection of AVX2 and FMA.
+    unsafe { dot_avx2(a, b) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, acc_k) in acc.iter_mut().enumerate() {
+            let va = _mm256_loadu_ps(pa.add(i + 8 * k));
+            let vb = _mm256_loadu_ps(pb.add(i + 8 * k));
+            *acc_k = _mm256_fmadd_ps(va, vb, *acc_k);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+    let mut total: f32 = lanes.iter().sum();
+    while i < n {
+        total += a[i] * b[i];
+        i += 1;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn equals_matmul_for_odd_sizes() {
+        for (out, inp) in [(1, 1), (7, 33), (130, 576), (50, 1000)] {
+            let w: Vec<f32> = (0..out * inp).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+            let x: Vec<f32> = (0..inp).map(|i| ((i * 13 % 29) as f32 - 14.0) / 14.0).collect();
+            let w = Tensor::from_vec(w, (out, inp), &Device::Cpu).unwrap();
+            let x = Tensor::from_vec(x, (1, inp), &Device::Cpu).unwrap();
+            let want = x.matmul(&w.t().unwrap()).unwrap().to_vec2::<f32>().unwrap();
+            let got = gemv(&x, &w).unwrap().unwrap().to_vec2::<f32>().unwrap();
+            for (a, b) in got[0].iter().zip(&want[0]) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{out}x{inp}: {a} vs {b}");
+            }
+            assert_eq!(dot_portable(&[1.0; 19], &[2.0; 19]), 38.0);
+        }
+    }
+
+    #[test]
+    fn declines_what_it_cannot_do() {
+        let w = Tensor::zeros((4, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let two_rows = Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(gemv(&two_rows, &w).unwrap().is_none());
+        let var = candle_core::Var::zeros((4, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let x = Tensor::zeros((1, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(gemv(&x, var.as_tensor()).unwrap().is_none());
+    }
+}
