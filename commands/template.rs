@@ -1,7 +1,7 @@
 //! `stylevn template`: chat data (JSONL or CSV) rendered through the model's own
 //! chat template into training rows with assistant spans (see `stylevn::tokenize`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,6 +13,8 @@ use crate::config;
 
 /// Bad rows printed one by one on stderr; the rest are counted.
 const MAX_BAD_ROWS_SHOWN: usize = 50;
+/// Validation fraction with --val-out when neither the flag nor the config sets one.
+const DEFAULT_VAL_FRAC: f64 = 0.1;
 /// Inputs smaller than this get no progress bar.
 const PROGRESS_MIN_ROWS: usize = 1000;
 
@@ -72,7 +74,7 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     let defaults = TemplateOptions::default();
     let opts = TemplateOptions {
         max_len: args.max_len.or(cfg.max_len).unwrap_or(defaults.max_len),
-        val_frac: if args.val_out.is_some() { args.val_frac.or(cfg.val_frac).unwrap_or(0.1) } else { 0.0 },
+        val_frac: if args.val_out.is_some() { args.val_frac.or(cfg.val_frac).unwrap_or(DEFAULT_VAL_FRAC) } else { 0.0 },
         seed: args.seed.or(cfg.seed).unwrap_or(defaults.seed),
     };
     let strict = args.strict.or(cfg.strict).unwrap_or(false);
@@ -140,5 +142,5 @@ fn progress_bar(rows: usize) -> ProgressBar {
 }
 
 fn join(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| Path::display(p).to_string()).collect::<Vec<_>>().join(", ")
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }

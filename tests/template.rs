@@ -48,27 +48,14 @@ fn tools(case: &Value) -> Option<Vec<Value>> {
 /// Where two texts first differ, for a readable failure.
 fn first_difference(a: &str, b: &str) -> String {
     let at = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
-    let around = |s: &str| {
-        s.chars()
-            .skip(at.saturating_sub(20))
-            .take(60)
-            .collect::<String>()
-    };
-    format!(
-        "char {at}: ours {:?} vs reference {:?}",
-        around(a),
-        around(b)
-    )
+    let around = |s: &str| s.chars().skip(at.saturating_sub(20)).take(60).collect::<String>();
+    format!("char {at}: ours {:?} vs reference {:?}", around(a), around(b))
 }
 
 #[test]
 fn chat_templates_render_byte_for_byte_like_transformers() {
     let golden = golden("chat_templates.json");
-    assert_eq!(
-        golden["templates"]["qwen2.5"],
-        qwen25_template_source(),
-        "fixture and golden templates differ"
-    );
+    assert_eq!(golden["templates"]["qwen2.5"], qwen25_template_source(), "fixture and golden templates differ");
     let model = qwen25_model_dir();
     let files = ModelFiles::from_dir(model.path()).unwrap();
     let qwen25 = ChatTemplate::from_model_files(&files).unwrap();
@@ -84,43 +71,25 @@ fn chat_templates_render_byte_for_byte_like_transformers() {
         let template = if key == "qwen2.5" {
             &qwen25
         } else {
-            let special = vec![
-                ("eos_token".into(), "<|im_end|>".into()),
-                ("pad_token".into(), "<|endoftext|>".into()),
-            ];
+            let special = vec![("eos_token".into(), "<|im_end|>".into()), ("pad_token".into(), "<|endoftext|>".into())];
             other = ChatTemplate::new(golden["templates"][key].as_str().unwrap(), special).unwrap();
             &other
         };
         let add_gen = case["add_generation_prompt"].as_bool().unwrap();
         let rendered = template.render(&messages(case), tools(case).as_deref(), add_gen);
-        match (
-            rendered,
-            case.get("text").and_then(Value::as_str),
-            case.get("error").and_then(Value::as_str),
-        ) {
+        match (rendered, case.get("text").and_then(Value::as_str), case.get("error").and_then(Value::as_str)) {
             (Ok(ours), Some(want), _) if ours == want => {
-                let ours_ids = tokenizer
-                    .encode(ours.as_str(), false)
-                    .unwrap()
-                    .get_ids()
-                    .to_vec();
+                let ours_ids = tokenizer.encode(ours.as_str(), false).unwrap().get_ids().to_vec();
                 if ours_ids != ids(&case["input_ids"]) {
                     failures.push(format!("{name}: token ids differ"));
                 }
             }
-            (Ok(ours), Some(want), _) => {
-                failures.push(format!("{name}: {}", first_difference(&ours, want)))
-            }
+            (Ok(ours), Some(want), _) => failures.push(format!("{name}: {}", first_difference(&ours, want))),
             (Err(e), _, Some(want)) if e.to_string().contains(want) => {}
             (ours, _, _) => failures.push(format!("{name}: got {ours:?}, reference {case}")),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} cases differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} cases differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -133,44 +102,24 @@ fn assistant_spans_match_the_reference() {
             continue;
         };
         let name = case["name"].as_str().unwrap();
-        let template = ChatTemplate::new(
-            golden["templates"][case["template"].as_str().unwrap()]
-                .as_str()
-                .unwrap(),
-            vec![],
-        )
-        .unwrap();
-        let result =
-            render_with_assistant_spans(&template, &messages(case), tools(case).as_deref());
+        let template =
+            ChatTemplate::new(golden["templates"][case["template"].as_str().unwrap()].as_str().unwrap(), vec![])
+                .unwrap();
+        let result = render_with_assistant_spans(&template, &messages(case), tools(case).as_deref());
         if want_chars.is_null() {
             let err = result.expect_err(name).to_string();
-            assert!(
-                err.contains("does not render incrementally"),
-                "{name}: {err}"
-            );
+            assert!(err.contains("does not render incrementally"), "{name}: {err}");
             continue;
         }
         let rendered = result.unwrap_or_else(|e| panic!("{name}: {e}"));
-        let chars: Vec<Value> = char_spans(&rendered.text, &rendered.spans)
-            .iter()
-            .map(|s| json!(s))
-            .collect();
+        let chars: Vec<Value> = char_spans(&rendered.text, &rendered.spans).iter().map(|s| json!(s)).collect();
         assert_eq!(Value::Array(chars), *want_chars, "{name}: char spans");
         let encoding = tokenizer.encode(rendered.text.as_str(), false).unwrap();
-        let tokens: Vec<Value> = token_spans(encoding.get_offsets(), &rendered.spans)
-            .iter()
-            .map(|s| json!(s))
-            .collect();
-        assert_eq!(
-            Value::Array(tokens),
-            case["token_spans"],
-            "{name}: token spans"
-        );
+        let tokens: Vec<Value> =
+            token_spans(encoding.get_offsets(), &rendered.spans).iter().map(|s| json!(s)).collect();
+        assert_eq!(Value::Array(tokens), case["token_spans"], "{name}: token spans");
         for span in &rendered.spans {
-            assert!(
-                rendered.text[span.clone()].ends_with("<|im_end|>"),
-                "{name}: span ends at the turn's end"
-            );
+            assert!(rendered.text[span.clone()].ends_with("<|im_end|>"), "{name}: span ends at the turn's end");
         }
         checked += 1;
     }
@@ -184,21 +133,10 @@ fn qwen_tokenizer_ids_and_offsets_match_python_tokenizers() {
     for case in golden["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let encoding = tokenizer.encode(text, false).unwrap();
-        assert_eq!(
-            encoding.get_ids(),
-            ids(&case["ids"]).as_slice(),
-            "ids of {text:?}"
-        );
+        assert_eq!(encoding.get_ids(), ids(&case["ids"]).as_slice(), "ids of {text:?}");
         let byte_spans: Vec<_> = encoding.get_offsets().iter().map(|&(s, e)| s..e).collect();
-        let offsets: Vec<Value> = char_spans(text, &byte_spans)
-            .iter()
-            .map(|s| json!(s))
-            .collect();
-        assert_eq!(
-            Value::Array(offsets),
-            case["offsets"],
-            "char offsets of {text:?}"
-        );
+        let offsets: Vec<Value> = char_spans(text, &byte_spans).iter().map(|s| json!(s)).collect();
+        assert_eq!(Value::Array(offsets), case["offsets"], "char offsets of {text:?}");
     }
 }
 
@@ -211,38 +149,21 @@ fn chat_template_jinja_wins_and_named_lists_use_default() {
     std::fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();
     let render = || {
         let t = ChatTemplate::from_model_files(&ModelFiles::from_dir(dir.path()).unwrap()).unwrap();
-        t.render(&[json!({"role": "user", "content": "x"})], None, false)
-            .unwrap()
+        t.render(&[json!({"role": "user", "content": "x"})], None, false).unwrap()
     };
     assert_eq!(render(), "</s>");
-    std::fs::write(
-        dir.path().join("chat_template.jinja"),
-        "jinja {{ messages[0].content }}\n",
-    )
-    .unwrap();
-    assert_eq!(
-        render(),
-        "jinja x",
-        "chat_template.jinja wins; one trailing newline dropped as in Jinja2"
-    );
+    std::fs::write(dir.path().join("chat_template.jinja"), "jinja {{ messages[0].content }}\n").unwrap();
+    assert_eq!(render(), "jinja x", "chat_template.jinja wins; one trailing newline dropped as in Jinja2");
 }
 
 // ---- the binary, end to end ----
 
 fn stylevn(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_stylevn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run stylevn")
+    Command::new(env!("CARGO_BIN_EXE_stylevn")).args(args).current_dir(cwd).output().expect("run stylevn")
 }
 
 fn fixture(name: &str) -> String {
-    root()
-        .join("tests/fixtures/chats")
-        .join(name)
-        .display()
-        .to_string()
+    root().join("tests/fixtures/chats").join(name).display().to_string()
 }
 
 struct Run {
@@ -254,15 +175,7 @@ impl Run {
     fn new(model: &Path, extra: &[&str]) -> Run {
         let work = tempfile::tempdir().unwrap();
         let model = model.display().to_string();
-        let mut args = vec![
-            "template",
-            "--model",
-            &model,
-            "--out",
-            "train.jsonl",
-            "--val-out",
-            "val.jsonl",
-        ];
+        let mut args = vec!["template", "--model", &model, "--out", "train.jsonl", "--val-out", "val.jsonl"];
         args.extend_from_slice(extra);
         let out = stylevn(&args, work.path());
         Run { out, work }
@@ -277,8 +190,7 @@ impl Run {
         read_rows(&self.work.path().join(name)).unwrap()
     }
     fn summary(&self) -> Value {
-        serde_json::from_str(self.stdout().trim())
-            .unwrap_or_else(|e| panic!("{e}: {}", self.stdout()))
+        serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| panic!("{e}: {}", self.stdout()))
     }
 }
 
@@ -286,20 +198,7 @@ impl Run {
 fn cli_templates_jsonl_and_csv_with_bad_rows_dedup_and_split() {
     let model = qwen25_model_dir();
     let (jsonl, csv) = (fixture("store.jsonl"), fixture("store.csv"));
-    let run = Run::new(
-        model.path(),
-        &[
-            "--in",
-            &jsonl,
-            "--in",
-            &csv,
-            "--val-frac",
-            "0.2",
-            "--seed",
-            "7",
-            "--json",
-        ],
-    );
+    let run = Run::new(model.path(), &["--in", &jsonl, "--in", &csv, "--val-frac", "0.2", "--seed", "7", "--json"]);
     assert!(run.out.status.success(), "{}", run.stderr());
 
     let s = run.summary();
@@ -307,10 +206,7 @@ fn cli_templates_jsonl_and_csv_with_bad_rows_dedup_and_split() {
     assert_eq!(s["duplicates"], 1);
     assert_eq!(s["bad"], 5 + 1);
     assert_eq!(s["kept"], 12);
-    assert_eq!(
-        (s["train"].as_u64(), s["val"].as_u64()),
-        (Some(10), Some(2))
-    );
+    assert_eq!((s["train"].as_u64(), s["val"].as_u64()), (Some(10), Some(2)));
     assert_eq!(
         s["bad_by_kind"],
         json!({"bad_json": 1, "bad_shape": 1, "unknown_role": 1, "no_content": 2, "no_assistant": 1})
@@ -326,68 +222,33 @@ fn cli_templates_jsonl_and_csv_with_bad_rows_dedup_and_split() {
         (format!("{jsonl}:10"), "messages[0] (user) has no content"),
         (format!("{csv}:5"), "messages[1] (assistant) has no content"),
     ] {
-        assert!(
-            stderr.contains(&format!("bad row {line}: {reason}")),
-            "missing {line}: {reason} in\n{stderr}"
-        );
+        assert!(stderr.contains(&format!("bad row {line}: {reason}")), "missing {line}: {reason} in\n{stderr}");
     }
 
     let (train, val) = (run.rows("train.jsonl"), run.rows("val.jsonl"));
     let all: Vec<&TemplatedRow> = train.iter().chain(&val).collect();
     let golden = golden("chat_templates.json");
-    let case = |name: &str| {
-        golden["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap()
-            .clone()
-    };
-    for (source, golden_case) in [
-        (format!("{jsonl}:1"), "qwen2.5/multi_turn"),
-        (format!("{jsonl}:3"), "qwen2.5/tools_full"),
-    ] {
-        let row = all
-            .iter()
-            .find(|r| r.source == source)
-            .unwrap_or_else(|| panic!("no row from {source}"));
+    let case = |name: &str| golden["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    for (source, golden_case) in
+        [(format!("{jsonl}:1"), "qwen2.5/multi_turn"), (format!("{jsonl}:3"), "qwen2.5/tools_full")]
+    {
+        let row = all.iter().find(|r| r.source == source).unwrap_or_else(|| panic!("no row from {source}"));
         let want = case(golden_case);
         assert_eq!(row.text, want["text"].as_str().unwrap(), "{source}");
         assert_eq!(json!(row.char_spans), want["char_spans"], "{source}");
         assert_eq!(json!(row.token_spans), want["token_spans"], "{source}");
         assert_eq!(row.input_ids, ids(&want["input_ids"]), "{source}");
     }
-    assert!(
-        !all.iter().any(|r| r.source == format!("{jsonl}:4")),
-        "the duplicate of line 1 is dropped"
-    );
-    let multiline = all
-        .iter()
-        .find(|r| r.source == format!("{csv}:2"))
-        .expect("CSV row on line 2");
-    assert!(multiline
-        .text
-        .contains("<|im_start|>system\nBạn là trợ lý của StyleVN.<|im_end|>"));
+    assert!(!all.iter().any(|r| r.source == format!("{jsonl}:4")), "the duplicate of line 1 is dropped");
+    let multiline = all.iter().find(|r| r.source == format!("{csv}:2")).expect("CSV row on line 2");
+    assert!(multiline.text.contains("<|im_start|>system\nBạn là trợ lý của StyleVN.<|im_end|>"));
     for row in &all {
         assert_eq!(row.n_tokens, row.input_ids.len());
         let labels = row.labels();
-        let trained: Vec<u32> = labels
-            .iter()
-            .filter(|&&l| l >= 0)
-            .map(|&l| l as u32)
-            .collect();
+        let trained: Vec<u32> = labels.iter().filter(|&&l| l >= 0).map(|&l| l as u32).collect();
         let decoded = qwen_tokenizer().decode(&trained, false).unwrap();
-        assert!(
-            decoded.ends_with("<|im_end|>"),
-            "{}: labels cover the turn end: {decoded:?}",
-            row.source
-        );
-        assert!(
-            !decoded.contains("<|im_start|>"),
-            "{}: labels stay inside assistant turns",
-            row.source
-        );
+        assert!(decoded.ends_with("<|im_end|>"), "{}: labels cover the turn end: {decoded:?}", row.source);
+        assert!(!decoded.contains("<|im_start|>"), "{}: labels stay inside assistant turns", row.source);
     }
 }
 
@@ -396,15 +257,10 @@ fn cli_split_is_deterministic_and_seeded() {
     let model = qwen25_model_dir();
     let jsonl = fixture("store.jsonl");
     let run = |seed: &str| {
-        let r = Run::new(
-            model.path(),
-            &["--in", &jsonl, "--val-frac", "0.3", "--seed", seed],
-        );
+        let r = Run::new(model.path(), &["--in", &jsonl, "--val-frac", "0.3", "--seed", seed]);
         assert!(r.out.status.success(), "{}", r.stderr());
         assert!(
-            r.stdout().starts_with(
-                "template: 15 rows in, 9 kept (6 train, 3 val), 1 duplicates dropped, 5 bad;"
-            ),
+            r.stdout().starts_with("template: 15 rows in, 9 kept (6 train, 3 val), 1 duplicates dropped, 5 bad;"),
             "{}",
             r.stdout()
         );
@@ -420,10 +276,7 @@ fn cli_split_is_deterministic_and_seeded() {
             .collect()
     };
     let others: Vec<Vec<String>> = ["1", "2", "3"].iter().map(|s| sources(&run(s).1)).collect();
-    assert!(
-        others.iter().any(|v| *v != sources(&a.1)),
-        "some other seed moves the validation rows"
-    );
+    assert!(others.iter().any(|v| *v != sources(&a.1)), "some other seed moves the validation rows");
 }
 
 #[test]
@@ -432,54 +285,24 @@ fn cli_strict_and_max_len_fail_or_filter() {
     let jsonl = fixture("store.jsonl");
     let strict = Run::new(model.path(), &["--in", &jsonl, "--strict"]);
     assert!(!strict.out.status.success());
-    assert!(
-        strict.stderr().contains("5 bad rows with --strict"),
-        "{}",
-        strict.stderr()
-    );
-    assert!(
-        !strict.work.path().join("train.jsonl").exists(),
-        "--strict writes nothing"
-    );
+    assert!(strict.stderr().contains("5 bad rows with --strict"), "{}", strict.stderr());
+    assert!(!strict.work.path().join("train.jsonl").exists(), "--strict writes nothing");
 
-    let short = Run::new(
-        model.path(),
-        &[
-            "--in",
-            &fixture("store.csv"),
-            "--max-len",
-            "60",
-            "--strict=false",
-            "--json",
-        ],
-    );
+    let short = Run::new(model.path(), &["--in", &fixture("store.csv"), "--max-len", "60", "--strict=false", "--json"]);
     assert!(short.out.status.success(), "{}", short.stderr());
     let s = short.summary();
     assert!(s["tokens"]["over_max_len"].as_u64().unwrap() >= 1, "{s}");
     assert!(s["tokens"]["max"].as_u64().unwrap() <= 60, "{s}");
-    assert!(
-        short.stderr().contains("over max-len 60"),
-        "{}",
-        short.stderr()
-    );
+    assert!(short.stderr().contains("over max-len 60"), "{}", short.stderr());
 }
 
 #[test]
 fn cli_help_documents_every_flag() {
     let out = stylevn(&["template", "--help"], &root());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--model",
-        "--in",
-        "--out",
-        "--val-out",
-        "--val-frac",
-        "--seed",
-        "--max-len",
-        "--strict",
-        "--json",
-        "--config",
-    ] {
+    for flag in
+        ["--model", "--in", "--out", "--val-out", "--val-frac", "--seed", "--max-len", "--strict", "--json", "--config"]
+    {
         assert!(help.contains(flag), "template --help lacks {flag}:\n{help}");
     }
 }

@@ -89,7 +89,7 @@ pub fn token_spans(token_offsets: &[(usize, usize)], byte_spans: &[Range<usize>]
                 .filter(|(_, &(s, e))| span.start <= s && e <= span.end && s < e)
                 .map(|(i, _)| i);
             match inside.next() {
-                Some(first) => [first, inside.last().unwrap_or(first) + 1],
+                Some(first) => [first, inside.next_back().unwrap_or(first) + 1],
                 None => [0, 0],
             }
         })

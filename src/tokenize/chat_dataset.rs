@@ -88,11 +88,7 @@ pub struct ChatRows {
 }
 
 impl ChatRows {
-    fn push(
-        &mut self,
-        source: String,
-        row: std::result::Result<(Vec<Value>, Option<Vec<Value>>), (BadRowKind, String)>,
-    ) {
+    fn push(&mut self, source: String, row: Checked) {
         self.rows_in += 1;
         match row {
             Ok((messages, tools)) => self.records.push(ChatRecord { messages, tools, source }),
@@ -100,6 +96,9 @@ impl ChatRows {
         }
     }
 }
+
+/// A row's messages and tools, or why it is bad.
+type Checked = std::result::Result<(Vec<Value>, Option<Vec<Value>>), (BadRowKind, String)>;
 
 /// Reads a chat dataset, choosing the format by extension (`.csv`, else JSONL).
 pub fn read_chats(path: &Path) -> Result<ChatRows> {
@@ -130,7 +129,7 @@ pub fn read_chat_jsonl(path: &Path) -> Result<ChatRows> {
 /// Reads a CSV dataset with columns `instruction`, `response` and optionally `system`.
 pub fn read_chat_csv(path: &Path) -> Result<ChatRows> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let lines = record_start_lines(&bytes);
+    let records = csv_records(&bytes);
     let df = CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0)) // every column as text
@@ -138,33 +137,28 @@ pub fn read_chat_csv(path: &Path) -> Result<ChatRows> {
         .finish()
         .map_err(|e| Error::bad_input(path, None, format!("not a readable CSV: {e}")))?;
     let column = |name: &str| -> Result<Option<Vec<Option<String>>>> {
-        let Ok(col) = df.column(name) else {
-            return Ok(None);
-        };
+        let Ok(col) = df.column(name) else { return Ok(None) };
         let strings = col.str().map_err(|e| Error::bad_input(path, None, format!("column `{name}`: {e}")))?;
         Ok(Some(strings.iter().map(|s| s.map(str::to_string)).collect()))
     };
     let missing = |name: &str| {
-        Error::bad_input(
-            path,
-            Some(1),
-            format!("no `{name}` column; the header must name instruction,response[,system]"),
-        )
+        let msg = format!("no `{name}` column; the header must name instruction,response[,system]");
+        Error::bad_input(path, Some(1), msg)
     };
     let instructions = column("instruction")?.ok_or_else(|| missing("instruction"))?;
     let responses = column("response")?.ok_or_else(|| missing("response"))?;
     let systems = column("system")?;
-    // Data row k starts on line lines[k + 1] when the record count agrees with polars.
-    let line_of = |k: usize| {
-        if lines.len() == df.height() + 1 {
-            lines[k + 1]
-        } else {
-            k + 2
-        }
-    };
+    // Data row k is record k + 1 (after the header); should polars count records
+    // differently, fall back to one line per row.
+    let counts_agree = records.len() == df.height() + 1;
+    let record = |k: usize| if counts_agree { records[k + 1] } else { (k + 2, false) };
 
     let mut rows = ChatRows::default();
     for (k, (instruction, response)) in instructions.into_iter().zip(responses).enumerate() {
+        let (line, blank) = record(k);
+        if blank {
+            continue;
+        }
         let system = systems.as_ref().and_then(|s| s[k].clone()).filter(|s| !s.trim().is_empty());
         let mut messages = Vec::new();
         if let Some(system) = system {
@@ -173,38 +167,35 @@ pub fn read_chat_csv(path: &Path) -> Result<ChatRows> {
         messages.push(serde_json::json!({"role": "user", "content": instruction.unwrap_or_default()}));
         messages.push(serde_json::json!({"role": "assistant", "content": response.unwrap_or_default()}));
         let row = check_messages(&messages).map(|()| (messages, None));
-        rows.push(format!("{}:{}", path.display(), line_of(k)), row);
+        rows.push(format!("{}:{line}", path.display()), row);
     }
     Ok(rows)
 }
 
-/// The 1-based line on which each non-blank CSV record starts (quoted fields may span lines).
-fn record_start_lines(bytes: &[u8]) -> Vec<usize> {
-    let (mut starts, mut line, mut start, mut in_quotes, mut blank) = (Vec::new(), 1, 1, false, true);
+/// Each CSV record (header first) as its 1-based starting line and whether it is
+/// blank. Like polars, every newline outside quotes ends a record, blank lines
+/// included; a last record without a newline counts when not empty.
+fn csv_records(bytes: &[u8]) -> Vec<(usize, bool)> {
+    let (mut records, mut line, mut start, mut in_quotes, mut blank) = (Vec::new(), 1, 1, false, true);
     for &b in bytes {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b'\n' if !in_quotes => {
-                if !blank {
-                    starts.push(start);
-                }
-                (start, blank) = (line + 1, true);
-            }
-            _ => {}
+        if b == b'"' {
+            in_quotes = !in_quotes;
         }
         if b == b'\n' {
             line += 1;
-        } else if b != b'\r' {
+            if !in_quotes {
+                records.push((start, blank));
+                (start, blank) = (line, true);
+            }
+        } else if !b.is_ascii_whitespace() {
             blank = false;
         }
     }
     if !blank {
-        starts.push(start);
+        records.push((start, blank));
     }
-    starts
+    records
 }
-
-type Checked = std::result::Result<(Vec<Value>, Option<Vec<Value>>), (BadRowKind, String)>;
 
 /// Checks one JSONL row and takes its messages and tools.
 fn check_row(row: &Value) -> Checked {
@@ -339,6 +330,7 @@ mod tests {
                    Áo còn size M không?,\"Dạ còn ạ,\r\nsize M nhé\",Bạn là trợ lý\r\n\
                    \r\n\
                    Giá bao nhiêu?,,\r\n\
+                     \r\n\
                    Ship mấy ngày?,2-3 ngày ạ,\r\n";
         let path = write(&dir, "chats.csv", csv);
         let read = read_chats(&path).unwrap();
@@ -348,7 +340,7 @@ mod tests {
         assert_eq!(first.messages.len(), 3);
         assert_eq!(first.messages[2]["content"], "Dạ còn ạ,\r\nsize M nhé");
         assert_eq!(read.records[1].messages.len(), 2, "empty system means no system message");
-        assert_eq!(read.records[1].source, format!("{}:6", path.display()));
+        assert_eq!(read.records[1].source, format!("{}:7", path.display()));
         assert_eq!(read.bad[0].source, format!("{}:5", path.display()));
         assert_eq!(read.bad[0].kind, BadRowKind::NoContent);
     }
@@ -359,27 +351,5 @@ mod tests {
         let path = write(&dir, "x.csv", "question,answer\na,b\n");
         let err = read_chats(&path).unwrap_err().to_string();
         assert!(err.contains("no `instruction` column"), "{err}");
-    }
-}
-#[cfg(test)]
-mod probe {
-    use polars::prelude::*;
-    #[test]
-    fn probe_heights() {
-        for text in
-            ["a,b\n1,2\n\n3,4\n", "a,b\n1,2\n3,4\n\n", "a,b\n1,2\n3,4\n\n\n", "a,b\n\n1,2\n3,4", "a,b\n1,2\n  \n3,4\n"]
-        {
-            let df = CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .into_reader_with_file_handle(std::io::Cursor::new(text.as_bytes().to_vec()))
-                .finish()
-                .unwrap();
-            println!(
-                "{text:?} -> {} {:?}",
-                df.height(),
-                df.column("a").unwrap().str().unwrap().iter().collect::<Vec<_>>()
-            );
-        }
     }
 }

@@ -276,6 +276,16 @@ mod tests {
     }
 
     #[test]
+    fn extra_variables_reach_the_template_and_override_special_tokens() {
+        let source =
+            "{{ eos_token }}{% if enable_thinking is defined and enable_thinking is false %}<think></think>{% endif %}";
+        let t = ChatTemplate::new(source, vec![("eos_token".into(), "<|im_end|>".into())]).unwrap();
+        assert_eq!(t.render(&[], None, false).unwrap(), "<|im_end|>");
+        let extra = json!({"enable_thinking": false, "eos_token": "</s>"});
+        assert_eq!(t.render_with(&[], None, false, extra.as_object().unwrap()).unwrap(), "</s><think></think>");
+    }
+
+    #[test]
     fn raise_exception_is_an_error_with_the_message() {
         let t = ChatTemplate::new("{{ raise_exception('Thiếu tin nhắn user') }}", vec![]).unwrap();
         let err = t.render(&[], None, false).unwrap_err().to_string();
