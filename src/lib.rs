@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod error;
 pub mod generate;
 pub mod model;
+pub mod quant;
 pub mod tokenize;
 
 pub use error::{Error, Result};
