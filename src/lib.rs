@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod error;
 pub mod generate;
+pub mod lora;
 pub mod model;
 pub mod quant;
 pub mod tokenize;

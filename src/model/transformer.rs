@@ -242,6 +242,28 @@ impl Transformer {
         &self.device
     }
 
+    /// Every per-layer projection by its HF name (`model.layers.{i}.self_attn.q_proj`),
+    /// to wrap (LoRA) or replace (quantization) in place.
+    pub fn projections_mut(&mut self) -> Vec<(String, &mut Box<dyn Projection>)> {
+        let mut out = Vec::with_capacity(self.layers.len() * PROJECTION_NAMES.len());
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let attn = &mut layer.self_attn;
+            let mlp = &mut layer.mlp;
+            for (name, slot) in [
+                ("self_attn.q_proj", &mut attn.q_proj),
+                ("self_attn.k_proj", &mut attn.k_proj),
+                ("self_attn.v_proj", &mut attn.v_proj),
+                ("self_attn.o_proj", &mut attn.o_proj),
+                ("mlp.gate_proj", &mut mlp.gate_proj),
+                ("mlp.up_proj", &mut mlp.up_proj),
+                ("mlp.down_proj", &mut mlp.down_proj),
+            ] {
+                out.push((format!("model.layers.{i}.{name}"), slot));
+            }
+        }
+        out
+    }
+
     /// A fresh, empty KV cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.layers.len())

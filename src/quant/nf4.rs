@@ -14,7 +14,9 @@ use rayon::prelude::*;
 
 use super::dynamic_map::{quantize_blockwise, signed_dynamic_map, NearestCode};
 
-/// The 16 NF4 code values (bitsandbytes functional.py, `get_4bit_type("nf4")`).
+/// The 16 NF4 code values (bitsandbytes functional.py, `get_4bit_type("nf4")`), written
+/// with bitsandbytes' digits; they round to the same f32 values.
+#[allow(clippy::excessive_precision)]
 pub const NF4_CODE: [f32; 16] = [
     -1.0,
     -0.696_192_800_998_687_7,

@@ -1,0 +1,110 @@
+//! LoRA hyper-parameters and PEFT's `adapter_config.json` (huggingface/peft,
+//! src/peft/tuners/lora/config.py): written with sorted keys and indent 2, with
+//! every field vLLM and `PeftModel.from_pretrained` read.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::model::transformer::PROJECTION_NAMES;
+use crate::{Error, Result};
+
+/// How adapters are attached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    /// Rank `r`.
+    pub r: usize,
+    /// `lora_alpha`; the update is scaled by `alpha / r` (rsLoRA: `alpha / sqrt(r)`).
+    pub alpha: f64,
+    /// Dropout on the adapter's input during training.
+    pub dropout: f32,
+    /// Projections to adapt: names among q_proj..down_proj, or `all-linear`.
+    pub target_modules: Vec<String>,
+    /// rsLoRA scaling.
+    pub use_rslora: bool,
+}
+
+impl LoraConfig {
+    /// The scale applied to `B A x`.
+    pub fn scale(&self) -> f64 {
+        if self.use_rslora {
+            self.alpha / (self.r as f64).sqrt()
+        } else {
+            self.alpha / self.r as f64
+        }
+    }
+
+    /// The projection names (`q_proj`...) the config selects, in HF order.
+    pub fn targets(&self) -> Result<Vec<&'static str>> {
+        if self.target_modules.iter().any(|t| t == "all-linear") {
+            return Ok(PROJECTION_NAMES.to_vec());
+        }
+        for t in &self.target_modules {
+            if !PROJECTION_NAMES.contains(&t.as_str()) {
+                return Err(Error::msg(format!(
+                    "unknown LoRA target module `{t}` (use all-linear or any of {})",
+                    PROJECTION_NAMES.join(", ")
+                )));
+            }
+        }
+        Ok(PROJECTION_NAMES.iter().copied().filter(|p| self.target_modules.iter().any(|t| t == p)).collect())
+    }
+
+    /// PEFT's `adapter_config.json` for this adapter on `base_model`.
+    pub fn peft_json(&self, base_model: &str) -> Result<String> {
+        let targets = self.targets()?;
+        // serde_json with preserve_order keeps insertion order: insert sorted.
+        let mut fields: Vec<(&str, serde_json::Value)> = vec![
+            ("alpha_pattern", json!({})),
+            ("base_model_name_or_path", json!(base_model)),
+            ("bias", json!("none")),
+            ("fan_in_fan_out", json!(false)),
+            ("inference_mode", json!(true)),
+            ("init_lora_weights", json!(true)),
+            ("lora_alpha", json!(self.alpha)),
+            ("lora_dropout", json!(self.dropout)),
+            ("modules_to_save", json!(null)),
+            ("peft_type", json!("LORA")),
+            ("r", json!(self.r)),
+            ("rank_pattern", json!({})),
+            ("target_modules", json!(targets)),
+            ("task_type", json!("CAUSAL_LM")),
+            ("use_dora", json!(false)),
+            ("use_rslora", json!(self.use_rslora)),
+        ];
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        let map: serde_json::Map<String, serde_json::Value> =
+            fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        serde_json::to_string_pretty(&map).map_err(|e| Error::msg(e.to_string()))
+    }
+
+    /// Reads a PEFT `adapter_config.json` (LoRA only; DoRA and modules_to_save refused).
+    pub fn from_peft_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::bad_input(path, Some(e.line()), e.to_string()))?;
+        let bad = |field: &str, why: &str| Error::bad_input(path, None, format!("field `{field}`: {why}"));
+        if v["peft_type"] != "LORA" {
+            return Err(bad("peft_type", "only LORA adapters are supported"));
+        }
+        if v["use_dora"] == true {
+            return Err(bad("use_dora", "DoRA adapters are not supported"));
+        }
+        if !v["modules_to_save"].is_null() {
+            return Err(bad("modules_to_save", "must be null"));
+        }
+        let targets = match &v["target_modules"] {
+            serde_json::Value::Array(a) => a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect(),
+            serde_json::Value::String(s) => vec![s.clone()],
+            _ => return Err(bad("target_modules", "expected a list")),
+        };
+        Ok(LoraConfig {
+            r: v["r"].as_u64().ok_or_else(|| bad("r", "expected an integer"))? as usize,
+            alpha: v["lora_alpha"].as_f64().ok_or_else(|| bad("lora_alpha", "expected a number"))?,
+            dropout: v["lora_dropout"].as_f64().unwrap_or(0.0) as f32,
+            target_modules: targets,
+            use_rslora: v["use_rslora"].as_bool().unwrap_or(false),
+        })
+    }
+}
