@@ -6,6 +6,7 @@ mod config;
 mod generate;
 mod import_gguf;
 mod template;
+mod train;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ enum Command {
     Template(template::Args),
     /// Generate text from a model (chat-templated prompt, streamed to stdout).
     Generate(generate::Args),
+    /// QLoRA fine-tuning (frozen NF4 base, LoRA adapters) writing a PEFT adapter.
+    Train(Box<train::Args>),
     /// Convert a GGUF file (llama / qwen2) into a complete HF model directory.
     ImportGguf(import_gguf::Args),
 }
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Template(args) => template::exec(args),
         Command::Generate(args) => generate::exec(args),
         Command::ImportGguf(args) => import_gguf::exec(args),
+        Command::Train(args) => train::exec(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,5 +11,6 @@ pub mod lora;
 pub mod model;
 pub mod quant;
 pub mod tokenize;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -104,6 +104,9 @@ impl Projection for LoraLinear {
     fn out_features(&self) -> usize {
         self.base.out_features()
     }
+    fn stored_bytes(&self) -> Option<usize> {
+        self.base.stored_bytes()
+    }
     /// The merged weight `W + (B @ A) * scale` (PEFT's merge), when the base is dense.
     fn dense_weight(&self) -> Option<(Tensor, Option<Tensor>)> {
         let (w, bias) = self.base.dense_weight()?;

@@ -19,6 +19,10 @@ pub trait Projection: Send + Sync + std::fmt::Debug {
     /// The full-precision weight `[out, in]` and bias, when this layer can give them
     /// (merging, quantizing, tests).
     fn dense_weight(&self) -> Option<(Tensor, Option<Tensor>)>;
+    /// Bytes the frozen weight occupies in memory, when known.
+    fn stored_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A dense layer holding its weight `[out, in]` and optional bias `[out]`.
@@ -53,6 +57,9 @@ impl Projection for DenseLinear {
     }
     fn dense_weight(&self) -> Option<(Tensor, Option<Tensor>)> {
         Some((self.weight.clone(), self.bias.clone()))
+    }
+    fn stored_bytes(&self) -> Option<usize> {
+        Some(self.weight.elem_count() * self.weight.dtype().size_in_bytes())
     }
 }
 

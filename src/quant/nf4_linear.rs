@@ -54,6 +54,9 @@ impl Projection for Nf4Linear {
     fn dense_weight(&self) -> Option<(Tensor, Option<Tensor>)> {
         self.dequantized().ok().map(|w| (w, self.bias.clone()))
     }
+    fn stored_bytes(&self) -> Option<usize> {
+        Some(self.weight.bytes())
+    }
 }
 
 /// `x Wᵀ` with `W` in NF4; backward gives `dL/dx = dL/dy · W` and nothing for `W`.

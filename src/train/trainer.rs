@@ -1,0 +1,388 @@
+//! The training loop: packed micro-batches, loss on assistant tokens only,
+//! gradient accumulation, global-norm clipping, AdamW, warmup schedules, eval loss,
+//! early stopping, checkpoints and exact resume.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::checkpoint::{self, Checkpoint, TrainerState};
+use super::config::TrainConfig;
+use super::examples::{load_examples, micro_batch, Example};
+use super::optimizer::{AdamW, AdamWParams};
+use super::schedule::learning_rate;
+use crate::atomic::write_atomic;
+use crate::lora::{attach, LoraAdapter, LoraConfig};
+use crate::model::{load_transformer, DenseLoader, LinearLoader, LogitsAt, Mode, ModelFiles, Transformer};
+use crate::quant::Nf4Loader;
+use crate::tokenize::ChatTemplate;
+use crate::{Error, Result};
+
+/// What one optimizer step measured (one line of `metrics.jsonl`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StepMetrics {
+    /// Optimizer step (1-based).
+    pub step: u64,
+    /// Mean loss over the step's target tokens.
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Tokens (all positions) processed per second in this step.
+    pub tokens_per_sec: f64,
+    /// Validation loss, when evaluated at this step.
+    pub eval_loss: Option<f64>,
+}
+
+/// Callbacks the command layer uses for progress and Ctrl-C.
+pub trait TrainObserver {
+    /// Called once the data and model are loaded.
+    fn on_start(&mut self, _info: &TrainInfo) {}
+    /// Called after every optimizer step.
+    fn on_step(&mut self, _m: &StepMetrics) {}
+    /// Whether to save a checkpoint and stop now (Ctrl-C).
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// Facts about the run, known before the first step.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainInfo {
+    /// Training examples.
+    pub train_examples: usize,
+    /// Validation examples.
+    pub val_examples: usize,
+    /// Optimizer steps in total.
+    pub total_steps: u64,
+    /// Step to start from (non-zero when resumed).
+    pub start_step: u64,
+    /// Trainable (LoRA) parameters.
+    pub trainable_params: usize,
+    /// Bytes per parameter of the frozen projections (≈0.52 for NF4, 4 for f32).
+    pub base_bytes_per_param: f64,
+    /// Eval loss before training (None when resumed or without validation data).
+    pub initial_eval_loss: Option<f64>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainSummary {
+    /// Optimizer steps done (in total, across resumes).
+    pub steps: u64,
+    /// Last training loss.
+    pub last_loss: Option<f64>,
+    /// Eval loss before training.
+    pub initial_eval_loss: Option<f64>,
+    /// Best eval loss.
+    pub best_eval_loss: Option<f64>,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Whether the observer asked to stop (Ctrl-C); a checkpoint was saved.
+    pub interrupted: bool,
+    /// Where the adapter was written.
+    pub out: PathBuf,
+}
+
+/// Runs training as `cfg` says; with `resume`, continues from `OUT/checkpoints/latest`.
+pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) -> Result<TrainSummary> {
+    let out = PathBuf::from(&cfg.out);
+    let ck_root = out.join("checkpoints");
+    let checkpoint = if resume { checkpoint::load_latest(&ck_root)? } else { None };
+    if resume && checkpoint.is_none() {
+        return Err(Error::msg(format!("--resume: no checkpoint in {}", ck_root.display())));
+    }
+    if !resume && ck_root.join("latest").exists() {
+        return Err(Error::msg(format!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            out.display()
+        )));
+    }
+    if cfg.micro_batch == 0 || cfg.grad_accum == 0 {
+        return Err(Error::msg("micro_batch and grad_accum must be at least 1"));
+    }
+
+    let files = ModelFiles::resolve(&cfg.base)?;
+    let loader: &dyn LinearLoader = match cfg.base_quant.as_str() {
+        "nf4" => &Nf4Loader,
+        "none" => &DenseLoader,
+        other => return Err(Error::msg(format!("base_quant `{other}`: use nf4 or none"))),
+    };
+    let mut model = load_transformer(&files, DType::F32, &Device::Cpu, loader)?;
+    let chat = match files.load_tokenizer() {
+        Ok(tokenizer) => ChatTemplate::from_model_files(&files).ok().map(|t| (t, tokenizer)),
+        Err(_) => None,
+    };
+    let chat_ref = chat.as_ref().map(|(t, k)| (t, k));
+    let load = |p: &str| load_examples(Path::new(p), chat_ref, cfg.max_len, cfg.truncate);
+    let (train_set, val_set) = if cfg.val_data.is_empty() {
+        split(load(&cfg.data)?, cfg.val_frac, cfg.seed)
+    } else {
+        (load(&cfg.data)?, load(&cfg.val_data)?)
+    };
+    if train_set.is_empty() {
+        return Err(Error::msg(format!("{}: no training examples", cfg.data)));
+    }
+
+    let lora = LoraConfig {
+        r: cfg.lora_r,
+        alpha: cfg.lora_alpha,
+        dropout: cfg.lora_dropout,
+        target_modules: cfg.target_modules.clone(),
+        use_rslora: cfg.use_rslora,
+    };
+    let adapter = attach(&mut model, &lora, cfg.seed)?;
+    let vars: Vec<_> = adapter.vars().into_iter().map(|(_, v)| v).collect();
+    let params = AdamWParams { beta2: cfg.adam_beta2, weight_decay: cfg.weight_decay, ..Default::default() };
+    let mut opt = AdamW::new(vars.clone(), params)?;
+    let mut state = TrainerState::default();
+    if let Some(ck) = checkpoint {
+        for (key, var) in adapter.vars() {
+            let t = ck.adapter.get(&key).ok_or_else(|| Error::msg(format!("checkpoint lacks {key}")))?;
+            var.set(t)?;
+        }
+        if ck.m.len() != vars.len() {
+            return Err(Error::msg("checkpoint optimizer state does not match the adapter"));
+        }
+        (opt.m, opt.v, opt.step) = (ck.m, ck.v, ck.state.step);
+        state = ck.state;
+    }
+
+    let per_step = cfg.micro_batch * cfg.grad_accum;
+    let total_steps = if cfg.max_steps > 0 {
+        cfg.max_steps
+    } else {
+        ((cfg.epochs * train_set.len() as f64) / per_step as f64).ceil().max(1.0) as u64
+    };
+    let warmup = (cfg.warmup_ratio * total_steps as f64).round() as u64;
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let config_text = toml::to_string(cfg).map_err(|e| Error::msg(e.to_string()))?;
+    write_atomic(&out.join("train_config.toml"), config_text.as_bytes())?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = open_metrics(&metrics_path, state.step)?;
+
+    let initial_eval_loss = if state.step == 0 && !val_set.is_empty() {
+        let l = eval_loss(&model, &adapter, &val_set, cfg.micro_batch)?;
+        state.best_eval_loss = Some(l);
+        writeln!(metrics, "{}", serde_json::json!({"step": 0, "eval_loss": l}))
+            .map_err(|e| Error::io(&metrics_path, e))?;
+        Some(l)
+    } else {
+        None
+    };
+    let base_bytes = base_bytes_per_param(&mut model);
+    observer.on_start(&TrainInfo {
+        train_examples: train_set.len(),
+        val_examples: val_set.len(),
+        total_steps,
+        start_step: state.step,
+        trainable_params: adapter.parameter_count(),
+        base_bytes_per_param: base_bytes,
+        initial_eval_loss,
+    });
+
+    let save = |state: &TrainerState, opt: &AdamW| -> Result<PathBuf> {
+        let ck = Checkpoint {
+            adapter: adapter.tensors().into_iter().collect(),
+            m: opt.m.clone(),
+            v: opt.v.clone(),
+            state: state.clone(),
+        };
+        checkpoint::save(&ck_root, &ck)
+    };
+    let (mut last_loss, mut stopped_early, mut interrupted) = (None, false, false);
+    while state.step < total_steps {
+        if observer.should_stop() {
+            save(&state, &opt)?;
+            interrupted = true;
+            break;
+        }
+        let started = Instant::now();
+        let batches: Vec<Vec<usize>> = (0..cfg.grad_accum as u64)
+            .map(|a| micro_batch(train_set.len(), cfg.micro_batch, cfg.seed, state.step * cfg.grad_accum as u64 + a))
+            .collect();
+        let targets: usize = batches.iter().flatten().map(|&i| count_targets(&train_set[i])).sum();
+        adapter.dropout.set_training(true);
+        let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
+        let (mut loss_sum, mut tokens) = (0f64, 0usize);
+        for (a, batch) in batches.iter().enumerate() {
+            adapter
+                .dropout
+                .set_key(cfg.seed ^ (state.step * cfg.grad_accum as u64 + a as u64).wrapping_mul(0x2545_f491));
+            let examples: Vec<&Example> = batch.iter().map(|&i| &train_set[i]).collect();
+            let (nll, _) = batch_nll(&model, &examples, Mode::Train)?;
+            let loss = (nll / targets as f64)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            tokens += examples.iter().map(|e| e.input_ids.len()).sum::<usize>();
+            let store = loss.backward()?;
+            for (g, var) in grads.iter_mut().zip(&vars) {
+                if let Some(gv) = store.get(var.as_tensor()) {
+                    *g = Some(match g.take() {
+                        Some(prev) => (prev + gv)?,
+                        None => gv.clone(),
+                    });
+                }
+            }
+        }
+        adapter.dropout.set_training(false);
+        let grads: Vec<Tensor> = grads
+            .into_iter()
+            .zip(&vars)
+            .map(|(g, v)| g.map(Ok).unwrap_or_else(|| v.as_tensor().zeros_like()))
+            .collect::<candle_core::Result<_>>()?;
+        let grad_norm =
+            grads.iter().map(|g| g.sqr()?.sum_all()?.to_scalar::<f32>()).sum::<candle_core::Result<f32>>()? as f64;
+        let grad_norm = grad_norm.sqrt();
+        let grads = if cfg.max_grad_norm > 0.0 && grad_norm > cfg.max_grad_norm {
+            let c = cfg.max_grad_norm / (grad_norm + 1e-6);
+            grads.iter().map(|g| g * c).collect::<candle_core::Result<Vec<_>>>()?
+        } else {
+            grads
+        };
+        let lr = learning_rate(cfg.schedule, cfg.lr, state.step, warmup, total_steps);
+        opt.step(&grads, lr)?;
+        state.step += 1;
+        last_loss = Some(loss_sum);
+
+        let mut eval = None;
+        let eval_now = cfg.eval_every > 0 && (state.step % cfg.eval_every == 0 || state.step == total_steps);
+        if eval_now && !val_set.is_empty() {
+            let l = eval_loss(&model, &adapter, &val_set, cfg.micro_batch)?;
+            eval = Some(l);
+            if state.best_eval_loss.is_none_or(|b| l < b) {
+                state.best_eval_loss = Some(l);
+                state.evals_since_best = 0;
+            } else {
+                state.evals_since_best += 1;
+            }
+        }
+        let m = StepMetrics {
+            step: state.step,
+            loss: loss_sum,
+            lr,
+            grad_norm,
+            tokens_per_sec: tokens as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            eval_loss: eval,
+        };
+        writeln!(metrics, "{}", serde_json::to_string(&m).map_err(|e| Error::msg(e.to_string()))?)
+            .and_then(|_| metrics.flush())
+            .map_err(|e| Error::io(&metrics_path, e))?;
+        observer.on_step(&m);
+        if cfg.save_every > 0 && state.step % cfg.save_every == 0 {
+            save(&state, &opt)?;
+        }
+        if cfg.early_stopping_patience > 0 && state.evals_since_best >= cfg.early_stopping_patience {
+            stopped_early = true;
+            break;
+        }
+    }
+    if !interrupted {
+        save(&state, &opt)?;
+        adapter.save_peft(&out, &cfg.base)?;
+    }
+    Ok(TrainSummary {
+        steps: state.step,
+        last_loss,
+        initial_eval_loss,
+        best_eval_loss: state.best_eval_loss,
+        stopped_early,
+        interrupted,
+        out,
+    })
+}
+
+/// Holds out `frac` of the examples (a seeded choice) for validation.
+fn split(examples: Vec<Example>, frac: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
+    let n_val =
+        if examples.len() < 2 { 0 } else { ((examples.len() as f64 * frac).round() as usize).min(examples.len() - 1) };
+    let val_idx: std::collections::HashSet<usize> =
+        micro_batch(examples.len(), n_val.max(1), seed ^ 0x5eed, 0).into_iter().take(n_val).collect();
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (i, e) in examples.into_iter().enumerate() {
+        if val_idx.contains(&i) {
+            val.push(e)
+        } else {
+            train.push(e)
+        }
+    }
+    (train, val)
+}
+
+fn count_targets(e: &Example) -> usize {
+    e.label_mask.iter().skip(1).filter(|m| **m).count()
+}
+
+/// Summed negative log-likelihood of the target tokens of `examples` (one packed
+/// forward), and the number of targets.
+pub fn batch_nll(model: &Transformer, examples: &[&Example], mode: Mode) -> Result<(Tensor, usize)> {
+    let mut tokens = Vec::new();
+    let mut lens = Vec::new();
+    let (mut rows, mut targets) = (Vec::new(), Vec::new());
+    for e in examples {
+        let start = tokens.len() as u32;
+        for t in 1..e.input_ids.len() {
+            if e.label_mask[t] {
+                rows.push(start + t as u32 - 1);
+                targets.push(e.input_ids[t]);
+            }
+        }
+        tokens.extend_from_slice(&e.input_ids);
+        lens.push(e.input_ids.len());
+    }
+    let logits = model.forward(&tokens, &lens, None, mode, LogitsAt::All)?;
+    let dev = logits.device();
+    let picked = logits.index_select(&Tensor::new(rows.as_slice(), dev)?, 0)?;
+    let log_probs = candle_nn::ops::log_softmax(&picked, D::Minus1)?;
+    let target = Tensor::new(targets.as_slice(), dev)?.unsqueeze(1)?;
+    let nll = log_probs.gather(&target, 1)?.sum_all()?.neg()?;
+    Ok((nll, targets.len()))
+}
+
+/// Mean loss over every target token of `set` (dropout off, no gradients).
+pub fn eval_loss(model: &Transformer, adapter: &LoraAdapter, set: &[Example], micro: usize) -> Result<f64> {
+    adapter.dropout.set_training(false);
+    let (mut sum, mut n) = (0f64, 0usize);
+    for chunk in set.chunks(micro.max(1)) {
+        let refs: Vec<&Example> = chunk.iter().collect();
+        let (nll, count) = batch_nll(model, &refs, Mode::Infer)?;
+        sum += nll.to_scalar::<f32>()? as f64;
+        n += count;
+    }
+    Ok(sum / n.max(1) as f64)
+}
+
+/// Opens `metrics.jsonl` for appending, first dropping lines after step `keep_upto`
+/// (what an interrupted run logged past its last checkpoint).
+fn open_metrics(path: &Path, keep_upto: u64) -> Result<std::fs::File> {
+    if keep_upto == 0 {
+        write_atomic(path, b"")?;
+    } else if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s <= keep_upto)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write_atomic(path, kept.as_bytes())?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))
+}
+
+/// Bytes per parameter of the frozen projections, as loaded.
+fn base_bytes_per_param(model: &mut Transformer) -> f64 {
+    let (mut bytes, mut params) = (0usize, 0usize);
+    for (_, p) in model.projections_mut() {
+        let n = p.in_features() * p.out_features();
+        params += n;
+        bytes += p.stored_bytes().unwrap_or(4 * n);
+    }
+    bytes as f64 / params.max(1) as f64
+}
