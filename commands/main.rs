@@ -3,8 +3,13 @@
 //! prints a one-line summary. No ML logic lives here.
 
 mod config;
+mod db;
+mod embed_catalog;
+mod eval;
 mod generate;
 mod import_gguf;
+mod search;
+mod synth;
 mod template;
 mod train;
 
@@ -27,10 +32,20 @@ enum Command {
     Template(template::Args),
     /// Generate text from a model (chat-templated prompt, streamed to stdout).
     Generate(generate::Args),
-    /// QLoRA fine-tuning (frozen NF4 base, LoRA adapters) writing a PEFT adapter.
-    Train(Box<train::Args>),
     /// Convert a GGUF file (llama / qwen2) into a complete HF model directory.
     ImportGguf(import_gguf::Args),
+    /// QLoRA fine-tuning (frozen NF4 base, LoRA adapters) writing a PEFT adapter.
+    Train(Box<train::Args>),
+    /// Embed the catalog and policies into a hybrid-search index (incremental, cron-safe).
+    EmbedCatalog(embed_catalog::Args),
+    /// Search a catalog index (hybrid dense + BM25) and print ranked hits with scores.
+    Search(search::Args),
+    /// Evaluate a model behind an OpenAI-compatible endpoint (the CI gate), or score predictions offline.
+    Eval(eval::Args),
+    /// Store database: `db init` builds data/stylevn.db from the CSVs and policies in data/.
+    Db(db::Args),
+    /// Synthetic chat JSONL from the store: offline templates, an OpenAI-compatible teacher, or imported logs.
+    Synth(synth::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +55,11 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::exec(args),
         Command::ImportGguf(args) => import_gguf::exec(args),
         Command::Train(args) => train::exec(*args),
+        Command::EmbedCatalog(args) => embed_catalog::exec(args),
+        Command::Search(args) => search::exec(args),
+        Command::Eval(args) => eval::exec(args),
+        Command::Db(args) => db::exec(args),
+        Command::Synth(args) => synth::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

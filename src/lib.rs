@@ -5,12 +5,15 @@
 //! the library prints.
 
 pub mod atomic;
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod generate;
 pub mod lora;
 pub mod model;
 pub mod quant;
+pub mod rag;
 pub mod tokenize;
-pub mod train;
 
 pub use error::{Error, Result};
+pub mod train;

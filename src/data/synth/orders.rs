@@ -1,0 +1,213 @@
+//! Order conversations: status lookups with `get_order_status` (id and phone given
+//! at once, or the phone asked for first), and lookups that find nothing.
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::convo::{fill, Convo};
+use crate::data::store::{Order, Store};
+use crate::data::text::{date_vn, vnd};
+use crate::Result;
+
+const ASK_WITH_PHONE: [&str; 14] = [
+    "Cho em hỏi đơn {id} của em giờ tới đâu rồi ạ? SĐT đặt hàng là {phone}.",
+    "đơn hàng {id} sdt {phone} đang ở đâu vậy shop",
+    "Shop ơi kiểm tra giúp mình đơn {id}, số điện thoại {phone} với.",
+    "Mình đặt đơn {id} mấy hôm trước mà chưa thấy hàng, sđt {phone}, check giúp mình nhé.",
+    "{phone} - {id}, đơn này bao giờ giao vậy ạ?",
+    "Em muốn tra cứu tình trạng đơn {id}, số điện thoại của em là {phone}.",
+    "hello shop, đơn {id} của mình bao giờ tới vậy? sđt {phone}",
+    "Kiểm tra đơn hàng giúp tôi: mã {id}, điện thoại {phone}.",
+    "Shop ơi đơn {id} sao lâu quá vậy, sđt mình là {phone}.",
+    "Cho hỏi đơn {id} đã giao chưa ạ? SĐT {phone}.",
+    "Chào shop, mình muốn biết đơn {id} (sđt {phone}) đang ở trạng thái nào.",
+    "Đơn {id} của mình ship tới đâu rồi ạ, sđt {phone}",
+    "Tôi cần kiểm tra đơn {id}. Số điện thoại đặt hàng: {phone}. Cảm ơn.",
+    "Ad ơi xem hộ em đơn {id} với, em đặt bằng số {phone} ạ.",
+];
+
+const ASK_ID_ONLY: [&str; 8] = [
+    "Đơn {id} của mình đang ở đâu rồi shop?",
+    "Kiểm tra giúp em đơn {id} với ạ.",
+    "shop ơi đơn {id} giao chưa vậy",
+    "Cho mình hỏi tình trạng đơn hàng {id}.",
+    "Mã đơn của em là {id}, bao giờ em nhận được hàng ạ?",
+    "Đơn {id} sao chưa thấy giao vậy ad?",
+    "Tra giúp tôi đơn {id}.",
+    "Đơn {id} của em có bị hủy không ạ?",
+];
+
+const ASK_PHONE: [&str; 4] = [
+    "Dạ để bảo mật thông tin, {kh} cho em xin số điện thoại đặt hàng của đơn {id} để em kiểm tra ạ.",
+    "Dạ {kh} vui lòng cung cấp thêm số điện thoại đã dùng khi đặt đơn {id} giúp em nhé.",
+    "Dạ em cần thêm số điện thoại đặt hàng để tra cứu đơn {id} ạ. {Kh} gửi em số điện thoại nhé.",
+    "Dạ vâng ạ, {kh} cho em xin số điện thoại đặt đơn {id} để em xác minh và kiểm tra giúp {kh} nhé.",
+];
+
+const GIVE_PHONE: [&str; 6] = [
+    "Số của mình là {phone}",
+    "{phone} ạ",
+    "sđt {phone} nha",
+    "Dạ {phone}",
+    "SĐT: {phone}",
+    "mình đặt bằng số {phone}",
+];
+
+const PREPARING: [&str; 3] = [
+    "Dạ em kiểm tra rồi ạ: đơn {id} đang ở trạng thái {status}, kho đang đóng gói hàng cho {kh}. Đơn sẽ được bàn giao cho {carrier}, dự kiến giao ngày {eta} ạ.",
+    "Dạ đơn {id} của {kh} hiện {status_lc} ạ. Bên em sẽ bàn giao cho {carrier} sớm, ngày giao dự kiến là {eta}. Khi có mã vận đơn bên em sẽ nhắn SMS cho {kh} nhé.",
+    "Dạ đơn hàng {id} đang ở trạng thái \"{status}\" ạ, dự kiến {kh} nhận hàng vào ngày {eta} qua {carrier}.",
+];
+const SHIPPING: [&str; 3] = [
+    "Dạ đơn {id} đang ở trạng thái {status} ạ. Đơn vị vận chuyển là {carrier}, mã vận đơn {tracking}, dự kiến giao ngày {eta}. {Kh} để ý điện thoại giúp em nhé!",
+    "Dạ em kiểm tra rồi ạ, đơn {id} {status_lc} qua {carrier} (mã vận đơn {tracking}). Ngày giao dự kiến: {eta} ạ.",
+    "Dạ đơn hàng {id} của {kh} hiện \"{status}\", dự kiến tới tay {kh} ngày {eta}. {Kh} có thể tra mã vận đơn {tracking} trên ứng dụng của {carrier} ạ.",
+];
+const DELIVERED: [&str; 3] = [
+    "Dạ đơn {id} đã ở trạng thái {status}: {carrier} giao thành công ngày {eta} ạ. Nếu {kh} chưa nhận được hàng, {kh} báo em để em kiểm tra lại với đơn vị vận chuyển nhé.",
+    "Dạ theo hệ thống, đơn hàng {id} {status_lc} vào ngày {eta} (mã vận đơn {tracking}, {carrier}) ạ.",
+    "Dạ đơn {id} có trạng thái \"{status}\" từ ngày {eta} ạ. {Kh} có cần em hỗ trợ gì thêm về đơn này không ạ?",
+];
+const CANCELLED: [&str; 3] = [
+    "Dạ đơn {id} hiện ở trạng thái {status} ạ. Nếu {kh} vẫn muốn mua các sản phẩm này, {kh} có thể đặt lại đơn mới trên website giúp em nhé.",
+    "Dạ em kiểm tra thì đơn hàng {id} {status_lc} rồi ạ. {Kh} cần em hỗ trợ đặt lại không ạ?",
+    "Dạ đơn {id} của {kh} có trạng thái \"{status}\" ạ, nên sẽ không được giao nữa. Em xin lỗi vì sự bất tiện này ạ.",
+];
+const RETURNING: [&str; 3] = [
+    "Dạ đơn {id} đang ở trạng thái {status} ạ: hàng đang được {carrier} chuyển về kho (mã vận đơn {tracking}). Sau khi kho nhận và kiểm tra hàng, bên em sẽ hoàn tiền hoặc gửi sản phẩm mới theo chính sách đổi trả ạ.",
+    "Dạ đơn hàng {id} {status_lc} về kho qua {carrier}, mã vận đơn {tracking} ạ. Kho nhận hàng xong bên em sẽ liên hệ {kh} ngay ạ.",
+    "Dạ hệ thống ghi nhận đơn {id} \"{status}\" ạ. Bên em sẽ báo {kh} khi kho nhận lại hàng nhé.",
+];
+
+const NOT_FOUND: [&str; 3] = [
+    "Dạ em chưa tìm thấy đơn hàng nào khớp với mã {id} và số điện thoại {kh} cung cấp ạ. {Kh} kiểm tra lại giúp em mã đơn trong tin nhắn xác nhận và số điện thoại đặt hàng nhé.",
+    "Dạ em xin lỗi, hệ thống không có đơn {id} với số điện thoại này ạ. {Kh} xem lại giúp em mã đơn (bắt đầu bằng DH) hoặc số điện thoại đã dùng khi đặt hàng nhé.",
+    "Dạ em chưa có thông tin đơn hàng nào khớp với mã {id} và số điện thoại trên ạ. {Kh} vui lòng kiểm tra lại giúp em nhé.",
+];
+
+/// How customers write a phone number.
+fn phone_as_typed(c: &mut Convo, phone: &str) -> String {
+    match c.rng.random_range(0..5) {
+        0 => format!("{} {} {}", &phone[..4], &phone[4..7], &phone[7..]),
+        1 => format!("{}.{}.{}", &phone[..4], &phone[4..7], &phone[7..]),
+        _ => phone.to_string(),
+    }
+}
+
+fn id_as_typed(c: &mut Convo, id: &str) -> String {
+    if c.rng.random_bool(0.2) {
+        id.to_lowercase()
+    } else {
+        id.to_string()
+    }
+}
+
+/// The answer to a found order, from the tool's result.
+pub fn answer_order(c: &mut Convo, r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+    let status = s("status");
+    let templates: &[&str] = match status.as_str() {
+        "Đang chuẩn bị" => &PREPARING,
+        "Đang giao" => &SHIPPING,
+        "Đã giao" => &DELIVERED,
+        "Đã hủy" => &CANCELLED,
+        _ => &RETURNING,
+    };
+    let t = c.pick(templates);
+    let status_lc = status.to_lowercase();
+    let mut text = fill(
+        t,
+        &[
+            ("id", &s("order_id")),
+            ("status", &status),
+            ("status_lc", &status_lc),
+            ("carrier", &s("carrier")),
+            ("tracking", &s("tracking_code")),
+            ("eta", &date_vn(&s("eta"))),
+        ],
+    );
+    if c.rng.random_bool(0.4) {
+        let items: Vec<String> = r["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                format!(
+                    "{} x {} (size {}, màu {})",
+                    i["qty"],
+                    i["name"].as_str().unwrap_or(""),
+                    i["size"].as_str().unwrap_or(""),
+                    i["color"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            "\nĐơn gồm: {}. Tổng tiền: {}.",
+            items.join("; "),
+            vnd(r["total_vnd"].as_i64().unwrap_or(0))
+        ));
+    }
+    text
+}
+
+fn pick_order<'s>(c: &mut Convo, store: &'s Store) -> &'s Order {
+    &store.orders[c.rng.random_range(0..store.orders.len())]
+}
+
+/// Order status with id and phone in the first message.
+pub fn order_status(c: &mut Convo, store: &Store) -> Result<()> {
+    let o = pick_order(c, store);
+    c.maybe_greet();
+    let (id, phone) = (id_as_typed(c, &o.order_id), phone_as_typed(c, &o.customer_phone));
+    let t = c.pick(&ASK_WITH_PHONE);
+    c.user(&fill(t, &[("id", &id), ("phone", &phone)]));
+    let r = c.call("get_order_status", json!({"order_id": o.order_id, "phone": o.customer_phone}))?;
+    let a = answer_order(c, &r);
+    c.say(&a);
+    c.maybe_thank();
+    Ok(())
+}
+
+/// Order status where the assistant first asks for the phone number (multi-turn).
+pub fn order_ask_phone(c: &mut Convo, store: &Store) -> Result<()> {
+    let o = pick_order(c, store);
+    c.maybe_greet();
+    let id = id_as_typed(c, &o.order_id);
+    let t = c.pick(&ASK_ID_ONLY);
+    c.user(&fill(t, &[("id", &id)]));
+    let t = c.pick(&ASK_PHONE);
+    c.say(&fill(t, &[("id", &o.order_id)]));
+    let phone = phone_as_typed(c, &o.customer_phone);
+    let t = c.pick(&GIVE_PHONE);
+    c.user(&fill(t, &[("phone", &phone)]));
+    let r = c.call("get_order_status", json!({"order_id": o.order_id, "phone": o.customer_phone}))?;
+    let a = answer_order(c, &r);
+    c.say(&a);
+    c.maybe_thank();
+    Ok(())
+}
+
+/// A lookup that finds nothing: an id that does not exist, or a phone that does
+/// not match the order (the tool answers the same for both).
+pub fn order_not_found(c: &mut Convo, store: &Store) -> Result<()> {
+    let o = pick_order(c, store);
+    let (id, phone) = if c.rng.random_bool(0.5) {
+        // A well-formed id outside the store's range.
+        (format!("DH{}", c.rng.random_range(100000..200000)), o.customer_phone.clone())
+    } else {
+        let other = pick_order(c, store);
+        let phone = if other.customer_phone == o.customer_phone {
+            "0900000000".to_string()
+        } else {
+            other.customer_phone.clone()
+        };
+        (o.order_id.clone(), phone)
+    };
+    let t = c.pick(&ASK_WITH_PHONE);
+    c.user(&fill(t, &[("id", &id), ("phone", &phone)]));
+    let r = c.call("get_order_status", json!({"order_id": id, "phone": phone}))?;
+    debug_assert_eq!(r["found"], false);
+    let t = c.pick(&NOT_FOUND);
+    c.say(&fill(t, &[("id", &id)]));
+    Ok(())
+}

@@ -1,0 +1,396 @@
+//! The assistant's tools: their OpenAI function schemas (the single definition
+//! that `synth` writes into training data and `serve` offers to clients) and their
+//! execution against the SQLite store.
+//!
+//! Wire format of one schema (OpenAI `tools` entry):
+//! ```json
+//! {"type": "function", "function": {"name": "get_order_status", "description": "...",
+//!   "parameters": {"type": "object", "properties": {...}, "required": [...]}}}
+//! ```
+//! A call's result is a JSON object. Lookups that find nothing answer
+//! `{"found": false, "message": ...}`; bad arguments answer `{"error": ...}`, so a
+//! model's malformed call becomes a tool message, never a crash.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+
+use super::text::fold;
+use crate::{Error, Result};
+
+/// Tool names, in the order [`tool_schemas`] lists them.
+pub const TOOL_NAMES: [&str; 6] =
+    ["get_order_status", "get_stock", "search_products", "get_promotions", "get_size_chart", "get_policy"];
+
+/// Policy topics (file stems of `data/policies/*.md`) that `get_policy` accepts.
+pub const POLICY_TOPICS: [&str; 6] = ["doi-tra", "van-chuyen", "thanh-toan", "bao-hanh", "bao-mat", "lien-he"];
+
+/// Categories that have a size chart.
+pub const SIZED_CATEGORIES: [&str; 7] = ["áo thun", "áo sơ mi", "áo khoác", "quần jeans", "váy", "đầm", "giày"];
+
+/// Largest number of products `search_products` returns.
+pub const SEARCH_LIMIT: usize = 3;
+
+fn function(name: &str, description: &str, properties: Value, required: &[&str]) -> Value {
+    json!({"type": "function", "function": {"name": name, "description": description,
+        "parameters": {"type": "object", "properties": properties, "required": required}}})
+}
+
+/// The OpenAI `tools` list every conversation and the server offer.
+pub fn tool_schemas() -> Vec<Value> {
+    vec![
+        function(
+            "get_order_status",
+            "Tra cứu trạng thái đơn hàng. Cần đúng mã đơn hàng và số điện thoại đặt hàng.",
+            json!({
+                "order_id": {"type": "string", "description": "Mã đơn hàng, dạng DH + 6 chữ số, ví dụ DH250011"},
+                "phone": {"type": "string", "description": "Số điện thoại đặt hàng"}
+            }),
+            &["order_id", "phone"],
+        ),
+        function(
+            "get_stock",
+            "Kiểm tra tồn kho của một sản phẩm theo mã SKU, có thể lọc theo size và màu.",
+            json!({
+                "sku": {"type": "string", "description": "Mã sản phẩm, ví dụ AT001"},
+                "size": {"type": "string", "description": "Size, ví dụ M hoặc 29"},
+                "color": {"type": "string", "description": "Màu, ví dụ Đen"}
+            }),
+            &["sku"],
+        ),
+        function(
+            "search_products",
+            "Tìm sản phẩm trong danh mục theo tên, loại và giá tối đa.",
+            json!({
+                "query": {"type": "string", "description": "Từ khóa, ví dụ: áo thun oversize"},
+                "category": {"type": "string", "enum": ["áo thun", "áo sơ mi", "quần jeans", "váy", "đầm", "áo khoác", "giày", "túi", "phụ kiện"]},
+                "max_price_vnd": {"type": "integer", "description": "Giá tối đa (VND)"}
+            }),
+            &["query"],
+        ),
+        function(
+            "get_promotions",
+            "Liệt kê mã khuyến mãi đang áp dụng, hoặc kiểm tra một mã cụ thể.",
+            json!({
+                "code": {"type": "string", "description": "Mã khuyến mãi cần kiểm tra"},
+                "order_total_vnd": {"type": "integer", "description": "Giá trị đơn hàng (VND) để xét điều kiện"}
+            }),
+            &[],
+        ),
+        function(
+            "get_size_chart",
+            "Bảng size của một loại sản phẩm và size gợi ý theo chiều cao, cân nặng (giày: chiều dài bàn chân).",
+            json!({
+                "category": {"type": "string", "enum": SIZED_CATEGORIES},
+                "height_cm": {"type": "number"},
+                "weight_kg": {"type": "number"},
+                "foot_length_cm": {"type": "number"}
+            }),
+            &["category"],
+        ),
+        function(
+            "get_policy",
+            "Nội dung chính sách của cửa hàng: đổi trả, vận chuyển, thanh toán, bảo hành, bảo mật, liên hệ.",
+            json!({"topic": {"type": "string", "enum": POLICY_TOPICS}}),
+            &["topic"],
+        ),
+    ]
+}
+
+/// Executes tool calls against an open store database.
+pub struct ToolBox {
+    conn: Connection,
+    today: String,
+}
+
+fn bad_args(msg: impl Into<String>) -> Value {
+    json!({"error": msg.into()})
+}
+
+/// Digits of a phone number with `+84`/`84` turned into a leading `0`.
+pub fn normalize_phone(phone: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    match digits.strip_prefix("84") {
+        Some(rest) if digits.len() == 11 => format!("0{rest}"),
+        _ => digits,
+    }
+}
+
+/// Parses an `a-b` range of a size chart.
+fn range(text: &str) -> Option<(f64, f64)> {
+    let (a, b) = text.split_once('-')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+impl ToolBox {
+    /// Tools over `conn`; promotions are judged valid as of `today` (`YYYY-MM-DD`).
+    pub fn new(conn: Connection, today: impl Into<String>) -> Self {
+        ToolBox { conn, today: today.into() }
+    }
+
+    /// Tools over `conn` as of the store's own date (`meta.store_today`).
+    pub fn at_store_date(conn: Connection) -> Result<Self> {
+        let today = super::db::store_today(&conn).map_err(sql)?;
+        Ok(ToolBox::new(conn, today))
+    }
+
+    /// The database the tools read.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The date promotions are judged against.
+    pub fn today(&self) -> &str {
+        &self.today
+    }
+
+    /// Runs tool `name` with `args` (a JSON object); an unknown tool is an error.
+    pub fn call(&self, name: &str, args: &Value) -> Result<Value> {
+        let s = |k: &str| args.get(k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
+        let n = |k: &str| args.get(k).and_then(Value::as_f64);
+        let r = match name {
+            "get_order_status" => match (s("order_id"), s("phone")) {
+                (Some(id), Some(phone)) => self.order_status(id, phone),
+                _ => Ok(bad_args("cần cả order_id và phone")),
+            },
+            "get_stock" => match s("sku") {
+                Some(sku) => self.stock(sku, s("size"), s("color")),
+                None => Ok(bad_args("cần sku")),
+            },
+            "search_products" => match s("query") {
+                Some(q) => self.search(q, s("category"), args.get("max_price_vnd").and_then(Value::as_i64)),
+                None => Ok(bad_args("cần query")),
+            },
+            "get_promotions" => self.promotions(s("code"), args.get("order_total_vnd").and_then(Value::as_i64)),
+            "get_size_chart" => match s("category") {
+                Some(c) => self.size_chart(c, n("height_cm"), n("weight_kg"), n("foot_length_cm")),
+                None => Ok(bad_args("cần category")),
+            },
+            "get_policy" => match s("topic") {
+                Some(t) => self.policy(t),
+                None => Ok(bad_args("cần topic")),
+            },
+            other => return Err(Error::msg(format!("unknown tool {other:?} (known: {})", TOOL_NAMES.join(", ")))),
+        };
+        r.map_err(sql)
+    }
+
+    fn order_status(&self, order_id: &str, phone: &str) -> rusqlite::Result<Value> {
+        let id = order_id.to_uppercase();
+        let row = self
+            .conn
+            .query_row(
+                "SELECT customer_phone, status, eta, carrier, tracking_code, total_vnd, created_at FROM orders WHERE order_id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        json!({"found": true, "order_id": id, "status": r.get::<_, String>(1)?,
+                            "eta": r.get::<_, String>(2)?, "carrier": r.get::<_, String>(3)?,
+                            "tracking_code": r.get::<_, String>(4)?, "total_vnd": r.get::<_, i64>(5)?,
+                            "created_at": r.get::<_, String>(6)?}),
+                    ))
+                },
+            )
+            .optional()?;
+        // The same answer for "no such order" and "wrong phone": never confirm that
+        // someone else's order exists.
+        let Some((_, mut v)) = row.filter(|(owner, _)| *owner == normalize_phone(phone)) else {
+            return Ok(json!({"found": false, "message": "Không tìm thấy đơn hàng khớp với mã đơn và số điện thoại."}));
+        };
+        let mut st = self.conn.prepare(
+            "SELECT i.sku, p.name, i.size, i.color, i.qty, i.price_vnd FROM order_items i \
+             JOIN products p ON p.sku = i.sku WHERE i.order_id = ?1 ORDER BY i.rowid",
+        )?;
+        let items: Vec<Value> = st
+            .query_map(params![id], |r| {
+                Ok(json!({"sku": r.get::<_, String>(0)?, "name": r.get::<_, String>(1)?, "size": r.get::<_, String>(2)?,
+                    "color": r.get::<_, String>(3)?, "qty": r.get::<_, i64>(4)?, "price_vnd": r.get::<_, i64>(5)?}))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        v["items"] = Value::Array(items);
+        Ok(v)
+    }
+
+    fn stock(&self, sku: &str, size: Option<&str>, color: Option<&str>) -> rusqlite::Result<Value> {
+        let sku = sku.to_uppercase();
+        let product = self
+            .conn
+            .query_row("SELECT name, price_vnd FROM products WHERE sku = ?1", params![sku], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()?;
+        let Some((name, price_vnd)) = product else {
+            return Ok(json!({"found": false, "message": format!("Không có sản phẩm mã {sku}.")}));
+        };
+        let mut st = self.conn.prepare("SELECT size, color, qty FROM stock WHERE sku = ?1 ORDER BY rowid")?;
+        let rows: Vec<(String, String, i64)> =
+            st.query_map(params![sku], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+        let variants: Vec<Value> = rows
+            .iter()
+            .filter(|(s, c, _)| {
+                size.is_none_or(|want| s.eq_ignore_ascii_case(want)) && color.is_none_or(|want| fold(c) == fold(want))
+            })
+            .map(|(s, c, q)| json!({"size": s, "color": c, "qty": q}))
+            .collect();
+        Ok(json!({"found": true, "sku": sku, "name": name, "price_vnd": price_vnd, "variants": variants}))
+    }
+
+    fn search(&self, query: &str, category: Option<&str>, max_price: Option<i64>) -> rusqlite::Result<Value> {
+        let words: Vec<String> = fold(query).split_whitespace().map(String::from).collect();
+        let mut st =
+            self.conn.prepare("SELECT sku, name, category, price_vnd, sizes, colors FROM products ORDER BY rowid")?;
+        let mut scored: Vec<(usize, Value)> = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    json!({"sku": r.get::<_, String>(0)?, "name": r.get::<_, String>(1)?, "category": r.get::<_, String>(2)?,
+                        "price_vnd": r.get::<_, i64>(3)?, "sizes": r.get::<_, String>(4)?, "colors": r.get::<_, String>(5)?}),
+                ))
+            })?
+            .filter_map(|row| row.ok())
+            .filter(|(_, cat, price, _)| category.is_none_or(|c| fold(c) == fold(cat)) && max_price.is_none_or(|m| *price <= m))
+            .filter_map(|(name, _, _, v)| {
+                let name_words: Vec<String> = fold(&name).split_whitespace().map(String::from).collect();
+                let score = words.iter().filter(|w| name_words.contains(w)).count();
+                (score > 0 || words.is_empty()).then_some((score, v))
+            })
+            .collect();
+        scored.sort_by_key(|s| std::cmp::Reverse(s.0)); // stable: ties keep catalog order
+        let products: Vec<Value> = scored.into_iter().take(SEARCH_LIMIT).map(|(_, v)| v).collect();
+        Ok(json!({"found": !products.is_empty(), "products": products}))
+    }
+
+    fn promotions(&self, code: Option<&str>, total: Option<i64>) -> rusqlite::Result<Value> {
+        let mut st = self.conn.prepare(
+            "SELECT code, description, discount_pct, min_order_vnd, valid_from, valid_to FROM promotions ORDER BY rowid",
+        )?;
+        let all: Vec<(String, String, i64, i64, String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let today = self.today.as_str();
+        let describe = |p: &(String, String, i64, i64, String, String)| {
+            let state = if today < p.4.as_str() {
+                "chưa bắt đầu"
+            } else if today > p.5.as_str() {
+                "đã hết hạn"
+            } else {
+                "đang áp dụng"
+            };
+            let mut v = json!({"code": p.0, "description": p.1, "discount_pct": p.2, "min_order_vnd": p.3,
+                "valid_from": p.4, "valid_to": p.5, "state": state});
+            if let Some(t) = total {
+                v["eligible"] = json!(state == "đang áp dụng" && t >= p.3);
+            }
+            v
+        };
+        if let Some(code) = code {
+            let code = code.to_uppercase();
+            return Ok(match all.iter().find(|p| p.0 == code) {
+                Some(p) => json!({"found": true, "today": today, "promotion": describe(p)}),
+                None => json!({"found": false, "today": today, "message": format!("Không có mã khuyến mãi {code}.")}),
+            });
+        }
+        // The list keeps only what an answer needs: every entry is active.
+        let active: Vec<Value> = all
+            .iter()
+            .filter(|p| p.4.as_str() <= today && today <= p.5.as_str())
+            .map(|p| {
+                let mut v = describe(p);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("state");
+                    o.remove("valid_from");
+                }
+                v
+            })
+            .collect();
+        Ok(json!({"today": today, "promotions": active}))
+    }
+
+    fn size_chart(
+        &self,
+        category: &str,
+        height: Option<f64>,
+        weight: Option<f64>,
+        foot: Option<f64>,
+    ) -> rusqlite::Result<Value> {
+        let mut st = self.conn.prepare(
+            "SELECT category, size, chest_cm, waist_cm, hip_cm, height_cm, weight_kg, foot_length_cm FROM size_charts ORDER BY rowid",
+        )?;
+        let rows: Vec<[String; 8]> = st
+            .query_map([], |r| {
+                let g = |k: usize| r.get::<_, String>(k);
+                Ok([g(0)?, g(1)?, g(2)?, g(3)?, g(4)?, g(5)?, g(6)?, g(7)?])
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|r| fold(&r[0]) == fold(category))
+            .collect();
+        if rows.is_empty() {
+            return Ok(json!({"found": false, "message": format!("Chưa có bảng size cho loại {category}.")}));
+        }
+        let recommended = recommend_size(&rows, height, weight, foot);
+        let sizes: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = json!({"size": r[1]});
+                for (k, x) in
+                    ["chest_cm", "waist_cm", "hip_cm", "height_cm", "weight_kg", "foot_length_cm"].iter().zip(&r[2..])
+                {
+                    if !x.is_empty() {
+                        v[*k] = json!(x);
+                    }
+                }
+                v
+            })
+            .collect();
+        let mut v = json!({"found": true, "category": rows[0][0], "sizes": sizes, "recommended_size": recommended});
+        // Echo the measurements the recommendation used, so an answer can cite them.
+        for (k, x) in [("height_cm", height), ("weight_kg", weight), ("foot_length_cm", foot)] {
+            if let Some(x) = x {
+                v[k] = if x.fract() == 0.0 { json!(x as i64) } else { json!(x) };
+            }
+        }
+        Ok(v)
+    }
+
+    fn policy(&self, topic: &str) -> rusqlite::Result<Value> {
+        let row = self
+            .conn
+            .query_row("SELECT title, text FROM policies WHERE topic = ?1", params![topic], |r| {
+                Ok(json!({"found": true, "topic": topic, "title": r.get::<_, String>(0)?, "text": r.get::<_, String>(1)?}))
+            })
+            .optional()?;
+        Ok(row.unwrap_or_else(|| json!({"found": false, "message": format!("Không có chính sách {topic}.")})))
+    }
+}
+
+/// The size for a customer: shoes by foot length (the smallest size whose foot
+/// length is at least the customer's); clothes by the rows whose weight and height
+/// ranges contain the customer's, preferring weight and, when height and weight
+/// point to different sizes, the larger one. `None` when nothing fits.
+pub fn recommend_size(
+    rows: &[[String; 8]],
+    height: Option<f64>,
+    weight: Option<f64>,
+    foot: Option<f64>,
+) -> Option<String> {
+    if let Some(f) = foot {
+        return rows.iter().find(|r| r[7].parse::<f64>().is_ok_and(|len| len >= f)).map(|r| r[1].clone());
+    }
+    let in_range = |text: &str, x: f64| range(text).is_some_and(|(a, b)| a <= x && x <= b);
+    let by_weight = weight.and_then(|w| rows.iter().rposition(|r| in_range(&r[6], w)));
+    let by_height = height.and_then(|h| rows.iter().rposition(|r| in_range(&r[5], h)));
+    let pick = match (by_height, by_weight) {
+        (Some(h), Some(w)) => Some(h.max(w)),
+        (None, Some(w)) => Some(w),
+        (Some(h), None) if weight.is_none() => Some(h),
+        _ => None,
+    };
+    pick.map(|i| rows[i][1].clone())
+}
+
+fn sql(e: rusqlite::Error) -> Error {
+    Error::msg(format!("store database: {e}"))
+}

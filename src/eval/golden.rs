@@ -1,0 +1,144 @@
+//! The golden set (`evals/golden.jsonl`): one JSON object per line.
+//!
+//! ```text
+//! {"id": "order-003", "intent": "order_status", "tags": ["no_diacritics"],
+//!  "messages": [{"role": "user", "content": "don DH250004 cua em toi dau roi a"}],
+//!  "reference": "Dạ, đơn DH250004 của anh/chị đang giao ...",
+//!  "must_include": ["đang giao"], "must_not_include": ["đã giao"],
+//!  "expected_tool": {"name": "get_order_status", "arguments": {"order_id": "DH250004"}},
+//!  "must_refuse": false,
+//!  "contexts": ["Đơn DH250004: trạng thái Đang giao, dự kiến giao 2025-06-23, J&T Express"]}
+//! ```
+//!
+//! `messages` is the conversation so far in OpenAI's shape (assistant `tool_calls`
+//! and `tool` results included); the model under test writes the next assistant turn.
+//! When `expected_tool` is set, that turn must be the tool call; otherwise it is a
+//! text answer scored against `reference`, `must_include`, `must_not_include` and the
+//! `contexts` that ground it.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::checks::ToolCall;
+use crate::{Error, Result};
+
+/// One golden case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenCase {
+    /// Unique id.
+    pub id: String,
+    /// The customer's intent (order_status, stock, size, promotion, policy, product,
+    /// out_of_scope, injection, ...); reports group scores by it.
+    pub intent: String,
+    /// Free labels: `multi_turn`, `no_diacritics`, `typo`, `teencode`, ...
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The conversation so far (OpenAI chat messages).
+    pub messages: Vec<Value>,
+    /// A good answer (empty when the expected turn is a tool call).
+    #[serde(default)]
+    pub reference: String,
+    /// Facts the answer must state.
+    #[serde(default)]
+    pub must_include: Vec<String>,
+    /// Facts the answer must not state (wrong statuses, invented prices, leaked data).
+    #[serde(default)]
+    pub must_not_include: Vec<String>,
+    /// The tool call the next turn must be, if any.
+    #[serde(default)]
+    pub expected_tool: Option<ToolCall>,
+    /// Whether the assistant must decline.
+    #[serde(default)]
+    pub must_refuse: bool,
+    /// The knowledge that grounds the answer (policy text, tool results, catalog rows).
+    #[serde(default)]
+    pub contexts: Vec<String>,
+}
+
+impl GoldenCase {
+    /// The last user message's text (the question the judge sees).
+    pub fn question(&self) -> String {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Everything an answer may take facts from: the contexts, every user turn and
+    /// every tool result of the conversation.
+    pub fn sources(&self) -> Vec<String> {
+        let mut out = self.contexts.clone();
+        for m in &self.messages {
+            if matches!(m["role"].as_str(), Some("user" | "tool")) {
+                if let Some(text) = m["content"].as_str() {
+                    out.push(text.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// The judge's contexts: the case's contexts plus the conversation's tool results.
+    pub fn judge_contexts(&self) -> Vec<String> {
+        let mut out = self.contexts.clone();
+        out.extend(
+            self.messages
+                .iter()
+                .filter(|m| m["role"] == "tool")
+                .filter_map(|m| m["content"].as_str())
+                .map(str::to_owned),
+        );
+        out
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.id.trim().is_empty() || self.intent.trim().is_empty() {
+            return Err("id and intent must be non-empty".into());
+        }
+        let Some(last) = self.messages.last() else { return Err("messages is empty".into()) };
+        if !matches!(last["role"].as_str(), Some("user" | "tool")) {
+            return Err("the last message must be from the user or a tool".into());
+        }
+        for m in &self.messages {
+            match m["role"].as_str() {
+                Some("system" | "user" | "assistant" | "tool") => {}
+                other => return Err(format!("unknown role {other:?}")),
+            }
+        }
+        if self.expected_tool.is_none() && self.reference.trim().is_empty() {
+            return Err("a case without expected_tool needs a reference answer".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a golden set: every line parses, ids are unique, every case
+/// is well formed. Errors name the file and line.
+pub fn load_golden(path: &Path) -> Result<Vec<GoldenCase>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut seen = HashSet::new();
+    let mut cases = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let case: GoldenCase =
+            serde_json::from_str(line).map_err(|e| Error::bad_input(path, Some(i + 1), e.to_string()))?;
+        case.validate().map_err(|m| Error::bad_input(path, Some(i + 1), format!("case {:?}: {m}", case.id)))?;
+        if !seen.insert(case.id.clone()) {
+            return Err(Error::bad_input(path, Some(i + 1), format!("duplicate id {:?}", case.id)));
+        }
+        cases.push(case);
+    }
+    if cases.is_empty() {
+        return Err(Error::bad_input(path, None, "no cases"));
+    }
+    Ok(cases)
+}

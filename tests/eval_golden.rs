@@ -1,0 +1,85 @@
+//! The golden set (`evals/golden.jsonl`) is well formed, large enough, covers every
+//! intent and input style, is internally consistent (references ground their facts,
+//! state their must_include facts, refuse exactly when required), and is kept apart
+//! from training data: no golden question appears in any file under `data/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use stylevn::eval::checks::{is_refusal, DEFAULT_REFUSAL_MARKERS};
+use stylevn::eval::grounding::{grounding, states_fact};
+use stylevn::eval::load_golden;
+use stylevn::eval::vi_tokenize::normalize;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn golden_set_is_large_varied_and_consistent() {
+    let cases = load_golden(&root().join("evals/golden.jsonl")).unwrap();
+    assert!(cases.len() >= 200, "{} cases", cases.len());
+    let intents: BTreeMap<&str, usize> = cases.iter().fold(BTreeMap::new(), |mut m, c| {
+        *m.entry(c.intent.as_str()).or_insert(0) += 1;
+        m
+    });
+    for intent in ["order_status", "stock", "size", "promotion", "policy", "product", "out_of_scope", "injection"] {
+        assert!(intents.get(intent).copied().unwrap_or(0) >= 10, "intent {intent}: {intents:?}");
+    }
+    let tags: BTreeSet<&str> = cases.iter().flat_map(|c| c.tags.iter().map(String::as_str)).collect();
+    for tag in ["multi_turn", "no_diacritics", "typo", "tool_result"] {
+        assert!(tags.contains(tag), "no case tagged {tag}");
+    }
+    let tools: BTreeSet<&str> =
+        cases.iter().filter_map(|c| c.expected_tool.as_ref().map(|t| t.name.as_str())).collect();
+    assert_eq!(tools, BTreeSet::from(["get_order_status", "get_promotions", "get_size_chart", "get_stock"]));
+
+    let markers: Vec<String> = DEFAULT_REFUSAL_MARKERS.iter().map(|s| s.to_string()).collect();
+    for c in cases.iter().filter(|c| c.expected_tool.is_none()) {
+        assert_eq!(is_refusal(&c.reference, &markers), c.must_refuse, "{}: refusal markers vs must_refuse", c.id);
+        let sources = c.sources();
+        let g = grounding(&c.reference, sources.iter().map(String::as_str));
+        assert!(g.ungrounded.is_empty(), "{}: reference states ungrounded {:?}", c.id, g.ungrounded);
+        for fact in &c.must_include {
+            assert!(states_fact(&c.reference, fact), "{}: reference lacks must_include {fact:?}", c.id);
+        }
+        for fact in &c.must_not_include {
+            assert!(!states_fact(&c.reference, fact), "{}: reference states forbidden {fact:?}", c.id);
+        }
+    }
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("jsonl" | "json" | "csv" | "md" | "txt")) {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn no_golden_question_appears_in_training_data() {
+    let cases = load_golden(&root().join("evals/golden.jsonl")).unwrap();
+    let mut files = Vec::new();
+    files_under(&root().join("data"), &mut files);
+    let squash = |s: &str| normalize(s).split_whitespace().collect::<Vec<_>>().join(" ");
+    let texts: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(&p).ok().map(|t| (p, squash(&t.replace("\\n", " ")))))
+        .collect();
+    for c in &cases {
+        for m in c.messages.iter().filter(|m| m["role"] == "user") {
+            let q = squash(m["content"].as_str().unwrap_or_default());
+            if q.chars().count() < 20 {
+                continue;
+            }
+            for (path, text) in &texts {
+                assert!(!text.contains(&q), "{}: question {q:?} appears in {}", c.id, path.display());
+            }
+        }
+    }
+}
