@@ -17,6 +17,8 @@ import statistics
 import subprocess
 import time
 
+from results_md import write_section
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MODEL_DIR = os.path.join(ROOT, "models", "smollm2-135m-instruct")
 GGUF = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -75,19 +77,6 @@ def run_llama_cpp(new_tokens):
 def median_of(fn, runs, new_tokens):
     results = [fn(new_tokens) for _ in range(runs)]
     return results[0][0], statistics.median(r[1] for r in results), statistics.median(r[2] for r in results)
-
-
-def write_section(name, body):
-    path = os.path.join(ROOT, "benches", "RESULTS.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\nEach section is rewritten by the script it names.\n"
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    block = f"{begin}\n{body}\n{end}"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def main():

@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 import time
 
+from results_md import write_section
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.environ.get("STYLEVN_BIN", os.path.join(ROOT, "target", "release", "stylevn"))
 THREADS = 2
@@ -74,19 +76,6 @@ def changed_catalog(src, dst, fraction):
         w.writeheader()
         w.writerows(rows)
     return len(range(0, len(rows), step))
-
-
-def write_section(name, body):
-    path = os.path.join(ROOT, "benches", "RESULTS.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\nEach section is rewritten by the script it names.\n"
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    block = f"{begin}\n{body}\n{end}"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def main():

@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 use super::nf4::Nf4Weight;
-use crate::model::linear::{DenseLinear, LinearLoader, Projection};
+use crate::model::linear::{DenseLoader, LinearLoader, Projection};
 use crate::Result;
 
 /// A linear layer with an NF4 weight `[out, in]` and an optional full-precision bias.
@@ -115,12 +115,12 @@ impl LinearLoader for Nf4Loader {
         out_features: usize,
         bias: bool,
     ) -> Result<Box<dyn Projection>> {
-        let weight = vb.get((out_features, in_features), "weight")?;
-        let bias = if bias { Some(vb.get(out_features, "bias")?) } else { None };
-        if name.starts_with("model.layers.") {
-            Ok(Box::new(Nf4Linear::from_dense(&weight, bias)?))
-        } else {
-            Ok(Box::new(DenseLinear::new(weight, bias)))
+        let dense = DenseLoader.load(vb, name, in_features, out_features, bias)?;
+        match dense.dense_weight() {
+            Some((weight, bias)) if name.starts_with("model.layers.") => {
+                Ok(Box::new(Nf4Linear::from_dense(&weight, bias)?))
+            }
+            _ => Ok(dense),
         }
     }
 }
