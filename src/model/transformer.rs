@@ -144,7 +144,7 @@ pub struct DecoderLayer {
 
 /// Where each sequence of a packed batch lies and where its positions start.
 #[derive(Debug, Clone)]
-struct Packing {
+pub struct Packing {
     /// (first token row, length, first position) per sequence.
     spans: Vec<(usize, usize, usize)>,
     /// Position of every token, `(tokens,)` u32.
@@ -298,16 +298,9 @@ impl Transformer {
             }
         }
         let packing = self.packing(seq_lens, caches.as_deref())?;
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.embed_tokens.index_select(&ids, 0)?;
-        for (li, layer) in self.layers.iter().enumerate() {
-            let residual = &x;
-            let h = layer.input_layernorm.forward(&x, mode)?;
-            let h = layer.self_attn.forward(&h, li, &packing, &self.rope, caches.as_deref_mut(), mode)?;
-            let x1 = (residual + h)?;
-            let h = layer.post_attention_layernorm.forward(&x1, mode)?;
-            let h = layer.mlp.forward(&h)?;
-            x = (x1 + h)?;
+        let mut x = self.embed(tokens)?;
+        for li in 0..self.layers.len() {
+            x = self.layer_forward(li, &x, &packing, caches.as_deref_mut(), mode)?;
         }
         let x = match at {
             LogitsAt::All => x,
@@ -316,7 +309,36 @@ impl Transformer {
                 x.index_select(&Tensor::new(last.as_slice(), &self.device)?, 0)?
             }
         };
-        let x = self.norm.forward(&x, mode)?;
+        self.head(&x, mode)
+    }
+
+    /// The embeddings of `tokens`, `(tokens, hidden)`: the input of layer 0.
+    pub fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+        Ok(self.embed_tokens.index_select(&Tensor::new(tokens, &self.device)?, 0)?)
+    }
+
+    /// Decoder layer `li` on hidden states `x` of a packed batch (see [`Transformer::packing`]).
+    /// Training runs it layer by layer to recompute activations in backward.
+    pub fn layer_forward(
+        &self,
+        li: usize,
+        x: &Tensor,
+        packing: &Packing,
+        caches: Option<&mut [KvCache]>,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let layer = &self.layers[li];
+        let h = layer.input_layernorm.forward(x, mode)?;
+        let h = layer.self_attn.forward(&h, li, packing, &self.rope, caches, mode)?;
+        let x1 = (x + h)?;
+        let h = layer.post_attention_layernorm.forward(&x1, mode)?;
+        let h = layer.mlp.forward(&h)?;
+        Ok((x1 + h)?)
+    }
+
+    /// Final norm and LM head: logits (f32) of the hidden states `x`, `(rows, vocab)`.
+    pub fn head(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let x = self.norm.forward(x, mode)?;
         Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
     }
 
@@ -327,7 +349,8 @@ impl Transformer {
         Ok(logits.i(0)?)
     }
 
-    fn packing(&self, seq_lens: &[usize], caches: Option<&[KvCache]>) -> Result<Packing> {
+    /// Where each sequence of a packed batch lies; positions continue `caches` when given.
+    pub fn packing(&self, seq_lens: &[usize], caches: Option<&[KvCache]>) -> Result<Packing> {
         let mut spans = Vec::with_capacity(seq_lens.len());
         let mut positions = Vec::with_capacity(seq_lens.iter().sum());
         let mut start = 0;

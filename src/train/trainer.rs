@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, Var, D};
 
 use super::checkpoint::{self, Checkpoint, TrainerState};
 use super::config::TrainConfig;
@@ -15,7 +15,7 @@ use super::optimizer::{AdamW, AdamWParams};
 use super::schedule::learning_rate;
 use crate::atomic::write_atomic;
 use crate::lora::{attach, LoraAdapter, LoraConfig};
-use crate::model::{load_transformer, DenseLoader, LinearLoader, LogitsAt, Mode, ModelFiles, Transformer};
+use crate::model::{load_transformer, DenseLoader, LinearLoader, Mode, ModelFiles, Transformer};
 use crate::quant::Nf4Loader;
 use crate::tokenize::ChatTemplate;
 use crate::{Error, Result};
@@ -213,19 +213,8 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
                 .dropout
                 .set_key(cfg.seed ^ (state.step * cfg.grad_accum as u64 + a as u64).wrapping_mul(0x2545_f491));
             let examples: Vec<&Example> = batch.iter().map(|&i| &train_set[i]).collect();
-            let (nll, _) = batch_nll(&model, &examples, Mode::Train)?;
-            let loss = (nll / targets as f64)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
+            loss_sum += checkpointed_backward(&model, &examples, 1.0 / targets as f64, &vars, &mut grads)?;
             tokens += examples.iter().map(|e| e.input_ids.len()).sum::<usize>();
-            let store = loss.backward()?;
-            for (g, var) in grads.iter_mut().zip(&vars) {
-                if let Some(gv) = store.get(var.as_tensor()) {
-                    *g = Some(match g.take() {
-                        Some(prev) => (prev + gv)?,
-                        None => gv.clone(),
-                    });
-                }
-            }
         }
         adapter.dropout.set_training(false);
         let grads: Vec<Tensor> = grads
@@ -315,30 +304,104 @@ fn count_targets(e: &Example) -> usize {
     e.label_mask.iter().skip(1).filter(|m| **m).count()
 }
 
+/// Tokens, sequence lengths, and the (row, target id) pairs of the loss: the logit
+/// at row `t - 1` of a sequence predicts its token `t` when `t` is a target.
+struct Layout {
+    tokens: Vec<u32>,
+    lens: Vec<usize>,
+    rows: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+fn layout(examples: &[&Example]) -> Layout {
+    let mut l = Layout { tokens: Vec::new(), lens: Vec::new(), rows: Vec::new(), targets: Vec::new() };
+    for e in examples {
+        let start = l.tokens.len() as u32;
+        for t in 1..e.input_ids.len() {
+            if e.label_mask[t] {
+                l.rows.push(start + t as u32 - 1);
+                l.targets.push(e.input_ids[t]);
+            }
+        }
+        l.tokens.extend_from_slice(&e.input_ids);
+        l.lens.push(e.input_ids.len());
+    }
+    l
+}
+
+/// Summed NLL of the targets from the last hidden states: only the target rows go
+/// through the LM head.
+fn nll_from_hidden(model: &Transformer, hidden: &Tensor, l: &Layout, mode: Mode) -> Result<Tensor> {
+    let dev = hidden.device();
+    let picked = hidden.index_select(&Tensor::new(l.rows.as_slice(), dev)?, 0)?;
+    let log_probs = candle_nn::ops::log_softmax(&model.head(&picked, mode)?, D::Minus1)?;
+    let target = Tensor::new(l.targets.as_slice(), dev)?.unsqueeze(1)?;
+    Ok(log_probs.gather(&target, 1)?.sum_all()?.neg()?)
+}
+
 /// Summed negative log-likelihood of the target tokens of `examples` (one packed
 /// forward), and the number of targets.
 pub fn batch_nll(model: &Transformer, examples: &[&Example], mode: Mode) -> Result<(Tensor, usize)> {
-    let mut tokens = Vec::new();
-    let mut lens = Vec::new();
-    let (mut rows, mut targets) = (Vec::new(), Vec::new());
-    for e in examples {
-        let start = tokens.len() as u32;
-        for t in 1..e.input_ids.len() {
-            if e.label_mask[t] {
-                rows.push(start + t as u32 - 1);
-                targets.push(e.input_ids[t]);
-            }
-        }
-        tokens.extend_from_slice(&e.input_ids);
-        lens.push(e.input_ids.len());
+    let l = layout(examples);
+    let packing = model.packing(&l.lens, None)?;
+    let mut x = model.embed(&l.tokens)?;
+    for li in 0..model.layers.len() {
+        x = model.layer_forward(li, &x, &packing, None, mode)?;
     }
-    let logits = model.forward(&tokens, &lens, None, mode, LogitsAt::All)?;
-    let dev = logits.device();
-    let picked = logits.index_select(&Tensor::new(rows.as_slice(), dev)?, 0)?;
-    let log_probs = candle_nn::ops::log_softmax(&picked, D::Minus1)?;
-    let target = Tensor::new(targets.as_slice(), dev)?.unsqueeze(1)?;
-    let nll = log_probs.gather(&target, 1)?.sum_all()?.neg()?;
-    Ok((nll, targets.len()))
+    Ok((nll_from_hidden(model, &x, &l, mode)?, l.targets.len()))
+}
+
+/// Forward and backward of `scale * NLL(examples)` with gradient checkpointing: the
+/// forward keeps only each layer's input; the backward recomputes one layer at a
+/// time from it and carries the gradient of its input down, so activation memory
+/// is one layer's, not the model's. Adds each variable's gradient into `grads` and
+/// returns the scaled loss.
+fn checkpointed_backward(
+    model: &Transformer,
+    examples: &[&Example],
+    scale: f64,
+    vars: &[Var],
+    grads: &mut [Option<Tensor>],
+) -> Result<f64> {
+    let l = layout(examples);
+    let packing = model.packing(&l.lens, None)?;
+    let mut inputs = Vec::with_capacity(model.layers.len());
+    let mut x = model.embed(&l.tokens)?;
+    for li in 0..model.layers.len() {
+        let next = model.layer_forward(li, &x, &packing, None, Mode::Train)?.detach();
+        inputs.push(x);
+        x = next;
+    }
+    let leaf = Var::from_tensor(&x)?;
+    let loss = (nll_from_hidden(model, leaf.as_tensor(), &l, Mode::Train)? * scale)?;
+    let value = loss.to_scalar::<f32>()? as f64;
+    let store = loss.backward()?;
+    accumulate(&store, vars, grads)?;
+    let mut grad =
+        store.get(leaf.as_tensor()).cloned().ok_or_else(|| Error::msg("no gradient reached the last layer"))?;
+    for li in (0..model.layers.len()).rev() {
+        let leaf = Var::from_tensor(&inputs[li])?;
+        let out = model.layer_forward(li, leaf.as_tensor(), &packing, None, Mode::Train)?;
+        let store = (out * &grad)?.sum_all()?.backward()?;
+        accumulate(&store, vars, grads)?;
+        grad = store
+            .get(leaf.as_tensor())
+            .cloned()
+            .ok_or_else(|| Error::msg(format!("no gradient reached layer {li}")))?;
+    }
+    Ok(value)
+}
+
+fn accumulate(store: &candle_core::backprop::GradStore, vars: &[Var], grads: &mut [Option<Tensor>]) -> Result<()> {
+    for (g, var) in grads.iter_mut().zip(vars) {
+        if let Some(gv) = store.get(var.as_tensor()) {
+            *g = Some(match g.take() {
+                Some(prev) => (prev + gv)?,
+                None => gv.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Mean loss over every target token of `set` (dropout off, no gradients).
@@ -385,4 +448,47 @@ fn base_bytes_per_param(model: &mut Transformer) -> f64 {
         bytes += p.stored_bytes().unwrap_or(4 * n);
     }
     bytes as f64 / params.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tiny::{uniform, TINY_MODELS};
+
+    /// Checkpointed backward gives the gradients of plain backprop through the graph.
+    #[test]
+    fn checkpointing_equals_plain_backprop() {
+        let dir = tempfile::tempdir().unwrap();
+        TINY_MODELS[0].write_dir(dir.path()).unwrap();
+        let files = ModelFiles::from_dir(dir.path()).unwrap();
+        let mut model = load_transformer(&files, DType::F32, &Device::Cpu, &DenseLoader).unwrap();
+        let lora =
+            LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, target_modules: vec!["all-linear".into()], use_rslora: false };
+        let adapter = attach(&mut model, &lora, 3).unwrap();
+        let vars: Vec<Var> = adapter.vars().into_iter().map(|(_, v)| v).collect();
+        for v in &vars {
+            let t = Tensor::from_vec(uniform(&format!("{:?}", v.dims()), v.elem_count()), v.shape(), &Device::Cpu);
+            v.set(&(t.unwrap() * 0.1).unwrap()).unwrap();
+        }
+        let mk = |n: u32| Example {
+            input_ids: (0..12).map(|i| (i * 7 + n) % 160).collect(),
+            label_mask: (0..12).map(|i| i >= 5).collect(),
+            source: String::new(),
+        };
+        let (a, b) = (mk(1), mk(9));
+        let examples = [&a, &b];
+        let mut got = vec![None; vars.len()];
+        let loss = checkpointed_backward(&model, &examples, 0.5, &vars, &mut got).unwrap();
+        let (nll, _) = batch_nll(&model, &examples, Mode::Train).unwrap();
+        let nll = (nll * 0.5).unwrap();
+        assert!((nll.to_scalar::<f32>().unwrap() as f64 - loss).abs() < 1e-5);
+        let store = nll.backward().unwrap();
+        for (v, g) in vars.iter().zip(&got) {
+            let want = store.get(v.as_tensor()).unwrap();
+            let diff =
+                (g.as_ref().unwrap() - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let size = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(size > 0.0 && diff <= 1e-4 * size.max(1e-3), "gradient differs by {diff} (max {size})");
+        }
+    }
 }
