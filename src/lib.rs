@@ -11,6 +11,7 @@ pub mod eval;
 pub mod generate;
 pub mod lora;
 pub mod model;
+pub mod plot;
 pub mod quant;
 pub mod rag;
 pub mod tokenize;

@@ -74,6 +74,8 @@ fn qlora_memorises_the_tiny_set() {
     assert_eq!(summary.steps, 200);
     assert!(Path::new(&cfg.out).join("adapter_model.safetensors").is_file());
     assert!(Path::new(&cfg.out).join("adapter_config.json").is_file());
+    let png = std::fs::read(Path::new(&cfg.out).join("loss.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "loss.png is a PNG");
 }
 
 struct StopAt(u64, std::cell::Cell<u64>);

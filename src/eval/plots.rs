@@ -7,24 +7,10 @@ use std::path::Path;
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::FontStyle;
 
 use super::report::Report;
+use crate::plot::{plot_err, register_font, render_atomic, FONT};
 use crate::{Error, Result};
-
-const FONT: &str = "sans-serif";
-
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Only fails on an invalid font file; the bundled one is valid.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
-    });
-}
-
-fn plot_err(e: impl std::fmt::Display) -> Error {
-    Error::msg(format!("plot: {e}"))
-}
 
 /// Writes `latency.png` and `intents.png` into `dir`.
 pub fn write_plots(report: &Report, dir: &Path) -> Result<()> {
@@ -34,16 +20,6 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<()> {
     let e2e: Vec<f64> = report.cases.iter().filter_map(|c| c.timing.as_ref().map(|t| t.e2e_ms)).collect();
     render_atomic(&dir.join("latency.png"), |tmp| latency_png(tmp, &ttft, &e2e))?;
     render_atomic(&dir.join("intents.png"), |tmp| intents_png(tmp, report))
-}
-
-/// Renders into a temporary `.png` beside `path`, then renames it over `path`.
-fn render_atomic(path: &Path, render: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new().suffix(".png").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    render(tmp.path())?;
-    crate::atomic::set_mode(tmp.path(), 0o644)?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
 
 /// Equal-width histogram bins over `samples`: (low, high, count).

@@ -272,6 +272,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
         save(&state, &opt)?;
         adapter.save_peft(&out, &cfg.base)?;
     }
+    write_loss_plot(&metrics_path, &out.join("loss.png"))?;
     Ok(TrainSummary {
         steps: state.step,
         last_loss,
@@ -437,6 +438,23 @@ fn open_metrics(path: &Path, keep_upto: u64) -> Result<std::fs::File> {
         write_atomic(path, kept.as_bytes())?;
     }
     std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))
+}
+
+/// `loss.png`: training loss and eval loss by step, from `metrics.jsonl`.
+fn write_loss_plot(metrics: &Path, png: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(metrics).map_err(|e| Error::io(metrics, e))?;
+    let (mut train, mut eval) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let step = v["step"].as_f64().unwrap_or(0.0);
+        if let Some(l) = v["loss"].as_f64() {
+            train.push((step, l));
+        }
+        if let Some(l) = v["eval_loss"].as_f64() {
+            eval.push((step, l));
+        }
+    }
+    crate::plot::line_chart(png, "stylevn train: loss", "optimizer step", "loss", &[("train", train), ("eval", eval)])
 }
 
 /// Bytes per parameter of the frozen projections, as loaded.
