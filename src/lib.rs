@@ -5,10 +5,12 @@
 //! the library prints.
 
 pub mod atomic;
+pub mod csv_lines;
 pub mod data;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod jsonl;
 pub mod lora;
 pub mod model;
 pub mod plot;

@@ -122,18 +122,12 @@ impl GoldenCase {
 /// Reads and validates a golden set: every line parses, ids are unique, every case
 /// is well formed. Errors name the file and line.
 pub fn load_golden(path: &Path) -> Result<Vec<GoldenCase>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut seen = HashSet::new();
     let mut cases = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let case: GoldenCase =
-            serde_json::from_str(line).map_err(|e| Error::bad_input(path, Some(i + 1), e.to_string()))?;
-        case.validate().map_err(|m| Error::bad_input(path, Some(i + 1), format!("case {:?}: {m}", case.id)))?;
+    for (line, case) in crate::jsonl::read_jsonl::<GoldenCase>(path, |e| e.to_string())? {
+        case.validate().map_err(|m| Error::bad_input(path, Some(line), format!("case {:?}: {m}", case.id)))?;
         if !seen.insert(case.id.clone()) {
-            return Err(Error::bad_input(path, Some(i + 1), format!("duplicate id {:?}", case.id)));
+            return Err(Error::bad_input(path, Some(line), format!("duplicate id {:?}", case.id)));
         }
         cases.push(case);
     }

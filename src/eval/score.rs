@@ -105,17 +105,11 @@ pub fn score_pair(pair: &Pair) -> PairScores {
 
 /// Reads a predictions file; errors name the line.
 pub fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let pairs = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::bad_input(path, Some(i + 1), format!("{e} (each line needs \"prediction\" and \"reference\")"))
-            })
-        })
-        .collect::<Result<Vec<Pair>>>()?;
+    let pairs: Vec<Pair> =
+        crate::jsonl::read_jsonl(path, |e| format!("{e} (each line needs \"prediction\" and \"reference\")"))?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
     if pairs.is_empty() {
         return Err(Error::bad_input(path, None, "no pairs"));
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::encoders::Encoder;
 use super::search::{SearchMode, SearchOptions, Searcher};
-use crate::{Error, Result};
+use crate::Result;
 
 /// One labelled query.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,12 +42,7 @@ pub struct RecallReport {
 
 /// Reads a query file.
 pub fn read_queries(path: &Path) -> Result<Vec<EvalQuery>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::bad_input(path, Some(i + 1), e.to_string())))
-        .collect()
+    Ok(crate::jsonl::read_jsonl(path, |e| e.to_string())?.into_iter().map(|(_, q)| q).collect())
 }
 
 /// Recall@k of `queries` with `mode` (the encoder is needed for dense and hybrid).

@@ -166,7 +166,8 @@ fn column_of<'a>(columns: &'a ColumnMap, field: &str) -> &'a str {
 
 fn read_csv_rows(path: &Path, columns: &ColumnMap) -> Result<Vec<RawRow>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let lines = record_lines(&bytes);
+    let lines: Vec<usize> =
+        crate::csv_lines::csv_records(&bytes).into_iter().filter(|(_, blank)| !blank).map(|(start, _)| start).collect();
     let df = CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0)) // every column as text; we parse and report ourselves
@@ -203,48 +204,18 @@ fn read_csv_rows(path: &Path, columns: &ColumnMap) -> Result<Vec<RawRow>> {
         .collect())
 }
 
-/// The 1-based starting line of each CSV record (header first); newlines inside quotes don't end records.
-fn record_lines(bytes: &[u8]) -> Vec<usize> {
-    let (mut starts, mut line, mut start, mut in_quotes, mut blank) = (Vec::new(), 1, 1, false, true);
-    for &b in bytes {
-        if b == b'"' {
-            in_quotes = !in_quotes;
-        }
-        if b == b'\n' {
-            line += 1;
-            if !in_quotes {
-                if !blank {
-                    starts.push(start);
-                }
-                (start, blank) = (line, true);
-            }
-        } else if !b.is_ascii_whitespace() {
-            blank = false;
-        }
-    }
-    if !blank {
-        starts.push(start);
-    }
-    starts
-}
-
 fn read_json_rows(path: &Path, columns: &ColumnMap, lines: bool) -> Result<Vec<RawRow>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut objects: Vec<(usize, Value)> = Vec::new();
-    if lines {
-        for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let v =
-                serde_json::from_str(l).map_err(|e| Error::bad_input(path, Some(i + 1), format!("not JSON: {e}")))?;
-            objects.push((i + 1, v));
-        }
+    let objects: Vec<(usize, Value)> = if lines {
+        crate::jsonl::read_jsonl(path, |e| format!("not JSON: {e}"))?
     } else {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let v: Value =
             serde_json::from_str(&text).map_err(|e| Error::bad_input(path, Some(e.line()), e.to_string()))?;
         let Value::Array(items) = v else {
             return Err(Error::bad_input(path, None, "a .json catalog must be an array of objects (or use .jsonl)"));
         };
-        objects.extend(items.into_iter().enumerate().map(|(i, v)| (i + 1, v)));
-    }
+        items.into_iter().enumerate().map(|(i, v)| (i + 1, v)).collect()
+    };
     objects
         .into_iter()
         .map(|(line, v)| {

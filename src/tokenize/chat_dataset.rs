@@ -129,7 +129,7 @@ pub fn read_chat_jsonl(path: &Path) -> Result<ChatRows> {
 /// Reads a CSV dataset with columns `instruction`, `response` and optionally `system`.
 pub fn read_chat_csv(path: &Path) -> Result<ChatRows> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let records = csv_records(&bytes);
+    let records = crate::csv_lines::csv_records(&bytes);
     let df = CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0)) // every column as text
@@ -170,31 +170,6 @@ pub fn read_chat_csv(path: &Path) -> Result<ChatRows> {
         rows.push(format!("{}:{line}", path.display()), row);
     }
     Ok(rows)
-}
-
-/// Each CSV record (header first) as its 1-based starting line and whether it is
-/// blank. Like polars, every newline outside quotes ends a record, blank lines
-/// included; a last record without a newline counts when not empty.
-fn csv_records(bytes: &[u8]) -> Vec<(usize, bool)> {
-    let (mut records, mut line, mut start, mut in_quotes, mut blank) = (Vec::new(), 1, 1, false, true);
-    for &b in bytes {
-        if b == b'"' {
-            in_quotes = !in_quotes;
-        }
-        if b == b'\n' {
-            line += 1;
-            if !in_quotes {
-                records.push((start, blank));
-                (start, blank) = (line, true);
-            }
-        } else if !b.is_ascii_whitespace() {
-            blank = false;
-        }
-    }
-    if !blank {
-        records.push((start, blank));
-    }
-    records
 }
 
 /// Checks one JSONL row and takes its messages and tools.

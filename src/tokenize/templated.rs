@@ -26,7 +26,7 @@ use super::chat_dataset::{BadRow, BadRowKind, ChatRecord, ChatRows};
 use super::chat_template::ChatTemplate;
 use super::token_stats::TokenStats;
 use crate::atomic::write_atomic_with;
-use crate::{Error, Result};
+use crate::Result;
 
 /// How to build the dataset.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,12 +241,7 @@ pub fn write_rows(path: &Path, rows: &[TemplatedRow]) -> Result<()> {
 
 /// Reads rows written by [`write_rows`] (what the trainer loads).
 pub fn read_rows(path: &Path) -> Result<Vec<TemplatedRow>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::bad_input(path, Some(i + 1), e.to_string())))
-        .collect()
+    Ok(crate::jsonl::read_jsonl(path, |e| e.to_string())?.into_iter().map(|(_, row)| row).collect())
 }
 
 #[cfg(test)]
