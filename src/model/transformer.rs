@@ -85,15 +85,19 @@ impl Rope {
         Ok(Rope { cos, sin })
     }
 
-    /// Rotates `x` of shape `(tokens, heads, head_dim)` at `positions` (`(tokens,)` u32).
-    fn apply(&self, x: &Tensor, positions: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
-        let cos = self.cos.index_select(positions, 0)?;
-        let sin = self.sin.index_select(positions, 0)?;
+    /// The cos and sin rows of `positions` (`(tokens, head_dim/2)` each).
+    fn rows(&self, positions: &[u32], device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+        let index = Tensor::new(positions, device)?;
+        Ok((self.cos.index_select(&index, 0)?, self.sin.index_select(&index, 0)?))
+    }
+
+    /// Rotates `x` of shape `(tokens, heads, head_dim)` by the rows of [`Rope::rows`].
+    fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
         match mode {
-            Mode::Infer => candle_nn::rotary_emb::rope_thd(&x.unsqueeze(0)?.contiguous()?, &cos, &sin)?.squeeze(0),
+            Mode::Infer => candle_nn::rotary_emb::rope_thd(&x.unsqueeze(0)?.contiguous()?, cos, sin)?.squeeze(0),
             Mode::Train => {
-                let cos = Tensor::cat(&[&cos, &cos], D::Minus1)?.unsqueeze(1)?;
-                let sin = Tensor::cat(&[&sin, &sin], D::Minus1)?.unsqueeze(1)?;
+                let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
+                let sin = Tensor::cat(&[sin, sin], D::Minus1)?.unsqueeze(1)?;
                 let half = x.dim(D::Minus1)? / 2;
                 let x1 = x.narrow(D::Minus1, 0, half)?;
                 let x2 = x.narrow(D::Minus1, half, half)?;
@@ -147,8 +151,10 @@ pub struct DecoderLayer {
 pub struct Packing {
     /// (first token row, length, first position) per sequence.
     spans: Vec<(usize, usize, usize)>,
-    /// Position of every token, `(tokens,)` u32.
-    positions: Tensor,
+    /// RoPE cos and sin rows of every token's position, gathered once per batch
+    /// for all layers, `(tokens, head_dim/2)`.
+    rope_cos: Tensor,
+    rope_sin: Tensor,
 }
 
 /// The whole model: embeddings, decoder layers, final norm, LM head.
@@ -329,7 +335,7 @@ impl Transformer {
     ) -> Result<Tensor> {
         let layer = &self.layers[li];
         let h = layer.input_layernorm.forward(x, mode)?;
-        let h = layer.self_attn.forward(&h, li, packing, &self.rope, caches, mode)?;
+        let h = layer.self_attn.forward(&h, li, packing, caches, mode)?;
         let x1 = (x + h)?;
         let h = layer.post_attention_layernorm.forward(&x1, mode)?;
         let h = layer.mlp.forward(&h)?;
@@ -367,7 +373,8 @@ impl Transformer {
             positions.extend((offset..offset + len).map(|p| p as u32));
             start += len;
         }
-        Ok(Packing { spans, positions: Tensor::new(positions.as_slice(), &self.device)? })
+        let (rope_cos, rope_sin) = self.rope.rows(&positions, &self.device)?;
+        Ok(Packing { spans, rope_cos, rope_sin })
     }
 }
 
@@ -377,7 +384,6 @@ impl Attention {
         x: &Tensor,
         layer: usize,
         packing: &Packing,
-        rope: &Rope,
         mut caches: Option<&mut [KvCache]>,
         mode: Mode,
     ) -> Result<Tensor> {
@@ -386,8 +392,8 @@ impl Attention {
         let q = self.q_proj.forward(x)?.reshape((n, nh, hd))?;
         let k = self.k_proj.forward(x)?.reshape((n, nkv, hd))?;
         let v = self.v_proj.forward(x)?.reshape((n, nkv, hd))?;
-        let q = rope.apply(&q, &packing.positions, mode)?;
-        let k = rope.apply(&k, &packing.positions, mode)?;
+        let q = Rope::apply(&q, &packing.rope_cos, &packing.rope_sin, mode)?;
+        let k = Rope::apply(&k, &packing.rope_cos, &packing.rope_sin, mode)?;
         let scale = 1.0 / (hd as f64).sqrt();
         let mut outputs = Vec::with_capacity(packing.spans.len());
         for (si, &(start, len, offset)) in packing.spans.iter().enumerate() {
