@@ -99,6 +99,9 @@ pub struct Args {
     /// Stop after N evaluations without improvement (0 disables).
     #[arg(long)]
     early_stopping_patience: Option<u32>,
+    /// Recompute each layer in backward instead of keeping its activations.
+    #[arg(long)]
+    gradient_checkpointing: Option<bool>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -133,7 +136,8 @@ fn resolve(args: &Args) -> anyhow::Result<TrainConfig> {
         seed,
         eval_every,
         save_every,
-        early_stopping_patience
+        early_stopping_patience,
+        gradient_checkpointing
     );
     if let Some(s) = &args.schedule {
         c.schedule = match s.as_str() {

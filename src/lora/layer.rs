@@ -9,10 +9,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Shape, Tensor, Var};
 
 use super::config::LoraConfig;
-use crate::model::linear::Projection;
+use crate::model::linear::{LowRank, Projection};
 use crate::model::tiny::uniform;
 
 /// Training switch and step key shared by every LoRA layer of a model.
@@ -78,16 +78,41 @@ impl LoraLinear {
     }
 
     fn dropout(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self.mask(x.shape())? {
+            Some(mask) => x * mask.to_dtype(x.dtype())?,
+            None => Ok(x.clone()),
+        }
+    }
+
+    fn mask(&self, shape: &Shape) -> candle_core::Result<Option<Tensor>> {
         if self.dropout <= 0.0 || !self.state.enabled.load(Ordering::Relaxed) {
-            return Ok(x.clone());
+            return Ok(None);
         }
         let key = self.state.key.load(Ordering::Relaxed) ^ self.layer_id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let keep = 1.0 / (1.0 - self.dropout);
-        let mask: Vec<f32> = uniform(&format!("dropout:{key}"), x.elem_count())
+        let mask: Vec<f32> = uniform(&format!("dropout:{key}"), shape.elem_count())
             .into_iter()
             .map(|u| if (u + 1.0) / 2.0 >= self.dropout { keep } else { 0.0 })
             .collect();
-        x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?
+        Ok(Some(Tensor::from_vec(mask, shape, &Device::Cpu)?))
+    }
+}
+
+impl LowRank for LoraLinear {
+    fn base(&self) -> &dyn Projection {
+        self.base.as_ref()
+    }
+    fn a(&self) -> &Var {
+        &self.a
+    }
+    fn b(&self) -> &Var {
+        &self.b
+    }
+    fn scale(&self) -> f64 {
+        self.scale
+    }
+    fn dropout_mask(&self, shape: &Shape) -> candle_core::Result<Option<Tensor>> {
+        self.mask(shape)
     }
 }
 
@@ -106,6 +131,12 @@ impl Projection for LoraLinear {
     }
     fn stored_bytes(&self) -> Option<usize> {
         self.base.stored_bytes()
+    }
+    fn input_grad(&self, dy: &Tensor) -> candle_core::Result<Tensor> {
+        self.base.input_grad(dy)
+    }
+    fn low_rank(&self) -> Option<&dyn LowRank> {
+        Some(self)
     }
     /// The merged weight `W + (B @ A) * scale` (PEFT's merge), when the base is dense.
     fn dense_weight(&self) -> Option<(Tensor, Option<Tensor>)> {

@@ -3,7 +3,7 @@
 //! stage: dense weights here; an NF4 base, AWQ int4 weights or a LoRA adapter
 //! wrapping another projection in later stages.
 
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Module, Shape, Tensor, Var};
 use candle_nn::VarBuilder;
 
 use crate::Result;
@@ -23,6 +23,34 @@ pub trait Projection: Send + Sync + std::fmt::Debug {
     fn stored_bytes(&self) -> Option<usize> {
         None
     }
+    /// `dy W`: the gradient that reaches the input through the frozen weight alone
+    /// (training's hand-written backward). The default multiplies by [`Projection::dense_weight`].
+    fn input_grad(&self, dy: &Tensor) -> candle_core::Result<Tensor> {
+        match self.dense_weight() {
+            Some((w, _)) => dy.matmul(&w.to_dtype(dy.dtype())?),
+            None => candle_core::bail!("this projection cannot give its weight for a backward pass"),
+        }
+    }
+    /// The trainable low-rank update this projection carries around its frozen base, if any.
+    fn low_rank(&self) -> Option<&dyn LowRank> {
+        None
+    }
+}
+
+/// A trainable low-rank update `y = base(x) + (dropout(x) A^T) B^T * scale` (LoRA),
+/// seen by training's hand-written backward.
+pub trait LowRank {
+    /// The frozen projection the update wraps.
+    fn base(&self) -> &dyn Projection;
+    /// `A`, `[r, in]`.
+    fn a(&self) -> &Var;
+    /// `B`, `[out, r]`.
+    fn b(&self) -> &Var;
+    /// The update's scale.
+    fn scale(&self) -> f64;
+    /// The dropout multiplier (zeros and `1/(1-p)`) the current forward applies to an
+    /// input of `shape`, or `None` when dropout is off.
+    fn dropout_mask(&self, shape: &Shape) -> candle_core::Result<Option<Tensor>>;
 }
 
 /// A dense layer holding its weight `[out, in]` and optional bias `[out]`.

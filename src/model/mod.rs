@@ -2,8 +2,10 @@
 //! training, its config, pluggable linear layers, KV cache and loaders (HF
 //! directory, HF hub, GGUF import).
 
+pub mod backward;
 pub mod config;
 pub mod files;
+pub mod fused;
 pub mod gemv;
 pub mod gguf;
 pub mod kv_cache;

@@ -39,9 +39,9 @@ pub enum LogitsAt {
 
 /// RMSNorm with its learned scale.
 #[derive(Debug, Clone)]
-struct RmsNorm {
-    weight: Tensor,
-    eps: f32,
+pub(super) struct RmsNorm {
+    pub(super) weight: Tensor,
+    pub(super) eps: f32,
 }
 
 impl RmsNorm {
@@ -119,9 +119,9 @@ pub struct Attention {
     pub v_proj: Box<dyn Projection>,
     /// Output projection.
     pub o_proj: Box<dyn Projection>,
-    num_heads: usize,
-    num_kv_heads: usize,
-    head_dim: usize,
+    pub(super) num_heads: usize,
+    pub(super) num_kv_heads: usize,
+    pub(super) head_dim: usize,
 }
 
 /// The gated SiLU MLP: `down(silu(gate(x)) * up(x))`.
@@ -142,19 +142,19 @@ pub struct DecoderLayer {
     pub self_attn: Attention,
     /// MLP block.
     pub mlp: Mlp,
-    input_layernorm: RmsNorm,
-    post_attention_layernorm: RmsNorm,
+    pub(super) input_layernorm: RmsNorm,
+    pub(super) post_attention_layernorm: RmsNorm,
 }
 
 /// Where each sequence of a packed batch lies and where its positions start.
 #[derive(Debug, Clone)]
 pub struct Packing {
     /// (first token row, length, first position) per sequence.
-    spans: Vec<(usize, usize, usize)>,
+    pub(super) spans: Vec<(usize, usize, usize)>,
     /// RoPE cos and sin rows of every token's position, gathered once per batch
     /// for all layers, `(tokens, head_dim/2)`.
-    rope_cos: Tensor,
-    rope_sin: Tensor,
+    pub(super) rope_cos: Tensor,
+    pub(super) rope_sin: Tensor,
 }
 
 /// The whole model: embeddings, decoder layers, final norm, LM head.
@@ -164,7 +164,7 @@ pub struct Transformer {
     embed_tokens: Tensor,
     /// The decoder layers, in order.
     pub layers: Vec<DecoderLayer>,
-    norm: RmsNorm,
+    pub(super) norm: RmsNorm,
     /// The LM head (the embedding matrix when tied).
     pub lm_head: Box<dyn Projection>,
     rope: Rope,

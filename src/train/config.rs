@@ -63,6 +63,9 @@ pub struct TrainConfig {
     pub save_every: u64,
     /// Stop after this many evaluations without a better eval loss (0 disables).
     pub early_stopping_patience: u32,
+    /// Keep only each layer's input in the forward and recompute the layer in
+    /// backward: activation memory of one layer instead of all, for a third more compute.
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for TrainConfig {
@@ -97,6 +100,7 @@ impl Default for TrainConfig {
             eval_every: 50,
             save_every: 50,
             early_stopping_patience: 0,
+            gradient_checkpointing: true,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor};
 
 use super::checkpoint::{self, Checkpoint, TrainerState};
 use super::config::TrainConfig;
@@ -15,7 +15,8 @@ use super::optimizer::{AdamW, AdamWParams};
 use super::schedule::learning_rate;
 use crate::atomic::write_atomic;
 use crate::lora::{attach, LoraAdapter, LoraConfig};
-use crate::model::{load_transformer, DenseLoader, LinearLoader, Mode, ModelFiles, Transformer};
+use crate::model::backward::ParamGrads;
+use crate::model::{load_transformer, DenseLoader, LinearLoader, ModelFiles, Transformer};
 use crate::quant::Nf4Loader;
 use crate::tokenize::ChatTemplate;
 use crate::{Error, Result};
@@ -206,21 +207,21 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
             .collect();
         let targets: usize = batches.iter().flatten().map(|&i| count_targets(&train_set[i])).sum();
         adapter.dropout.set_training(true);
-        let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
+        let mut step_grads = ParamGrads::default();
         let (mut loss_sum, mut tokens) = (0f64, 0usize);
         for (a, batch) in batches.iter().enumerate() {
             adapter
                 .dropout
                 .set_key(cfg.seed ^ (state.step * cfg.grad_accum as u64 + a as u64).wrapping_mul(0x2545_f491));
             let examples: Vec<&Example> = batch.iter().map(|&i| &train_set[i]).collect();
-            loss_sum += checkpointed_backward(&model, &examples, 1.0 / targets as f64, &vars, &mut grads)?;
+            let scale = 1.0 / targets as f64;
+            loss_sum += backward_pass(&model, &examples, scale, cfg.gradient_checkpointing, &mut step_grads)?;
             tokens += examples.iter().map(|e| e.input_ids.len()).sum::<usize>();
         }
         adapter.dropout.set_training(false);
-        let grads: Vec<Tensor> = grads
-            .into_iter()
-            .zip(&vars)
-            .map(|(g, v)| g.map(Ok).unwrap_or_else(|| v.as_tensor().zeros_like()))
+        let grads: Vec<Tensor> = vars
+            .iter()
+            .map(|v| step_grads.take(v.as_tensor().id()).map(Ok).unwrap_or_else(|| v.as_tensor().zeros_like()))
             .collect::<candle_core::Result<_>>()?;
         let grad_norm =
             grads.iter().map(|g| g.sqr()?.sum_all()?.to_scalar::<f32>()).sum::<candle_core::Result<f32>>()? as f64;
@@ -330,79 +331,42 @@ fn layout(examples: &[&Example]) -> Layout {
     l
 }
 
-/// Summed NLL of the targets from the last hidden states: only the target rows go
-/// through the LM head.
-fn nll_from_hidden(model: &Transformer, hidden: &Tensor, l: &Layout, mode: Mode) -> Result<Tensor> {
-    let dev = hidden.device();
-    let picked = hidden.index_select(&Tensor::new(l.rows.as_slice(), dev)?, 0)?;
-    let log_probs = candle_nn::ops::log_softmax(&model.head(&picked, mode)?, D::Minus1)?;
-    let target = Tensor::new(l.targets.as_slice(), dev)?.unsqueeze(1)?;
-    Ok(log_probs.gather(&target, 1)?.sum_all()?.neg()?)
-}
-
-/// Summed negative log-likelihood of the target tokens of `examples` (one packed
-/// forward), and the number of targets.
-pub fn batch_nll(model: &Transformer, examples: &[&Example], mode: Mode) -> Result<(Tensor, usize)> {
-    let l = layout(examples);
-    let packing = model.packing(&l.lens, None)?;
-    let mut x = model.embed(&l.tokens)?;
-    for li in 0..model.layers.len() {
-        x = model.layer_forward(li, &x, &packing, None, mode)?;
-    }
-    Ok((nll_from_hidden(model, &x, &l, mode)?, l.targets.len()))
-}
-
-/// Forward and backward of `scale * NLL(examples)` with gradient checkpointing: the
-/// forward keeps only each layer's input; the backward recomputes one layer at a
-/// time from it and carries the gradient of its input down, so activation memory
-/// is one layer's, not the model's. Adds each variable's gradient into `grads` and
-/// returns the scaled loss.
-fn checkpointed_backward(
+/// Forward and backward of `scale * NLL(examples)` through the hand-written layer
+/// backward ([`Transformer::layer_backward`]); only the LM head runs on autograd.
+/// With `checkpointing`, the forward keeps only each layer's input and the backward
+/// recomputes the layer from it, so activation memory is one layer's, not the
+/// model's. Adds the low-rank gradients into `grads`; returns the scaled loss.
+fn backward_pass(
     model: &Transformer,
     examples: &[&Example],
     scale: f64,
-    vars: &[Var],
-    grads: &mut [Option<Tensor>],
+    checkpointing: bool,
+    grads: &mut ParamGrads,
 ) -> Result<f64> {
     let l = layout(examples);
     let packing = model.packing(&l.lens, None)?;
+    let mut saved = Vec::with_capacity(model.layers.len());
     let mut inputs = Vec::with_capacity(model.layers.len());
     let mut x = model.embed(&l.tokens)?;
     for li in 0..model.layers.len() {
-        let next = model.layer_forward(li, &x, &packing, None, Mode::Train)?.detach();
-        inputs.push(x);
+        let (next, acts) = model.layer_forward_saving(li, &x, &packing)?;
+        if checkpointing {
+            inputs.push(x);
+        } else {
+            saved.push(acts);
+        }
         x = next;
     }
-    let leaf = Var::from_tensor(&x)?;
-    let loss = (nll_from_hidden(model, leaf.as_tensor(), &l, Mode::Train)? * scale)?;
-    let value = loss.to_scalar::<f32>()? as f64;
-    let store = loss.backward()?;
-    accumulate(&store, vars, grads)?;
-    let mut grad =
-        store.get(leaf.as_tensor()).cloned().ok_or_else(|| Error::msg("no gradient reached the last layer"))?;
+    let (nll, grad) = model.head_nll(&x, &l.rows, &l.targets, Some(scale))?;
+    let mut grad = grad.ok_or_else(|| Error::msg("no gradient reached the last layer"))?;
     for li in (0..model.layers.len()).rev() {
-        let leaf = Var::from_tensor(&inputs[li])?;
-        let out = model.layer_forward(li, leaf.as_tensor(), &packing, None, Mode::Train)?;
-        let store = (out * &grad)?.sum_all()?.backward()?;
-        accumulate(&store, vars, grads)?;
-        grad = store
-            .get(leaf.as_tensor())
-            .cloned()
-            .ok_or_else(|| Error::msg(format!("no gradient reached layer {li}")))?;
+        let acts = match saved.pop() {
+            Some(acts) => acts,
+            None => model.layer_forward_saving(li, &inputs[li], &packing)?.1,
+        };
+        grad = model.layer_backward(li, &acts, &packing, &grad, grads)?;
     }
-    Ok(value)
-}
-
-fn accumulate(store: &candle_core::backprop::GradStore, vars: &[Var], grads: &mut [Option<Tensor>]) -> Result<()> {
-    for (g, var) in grads.iter_mut().zip(vars) {
-        if let Some(gv) = store.get(var.as_tensor()) {
-            *g = Some(match g.take() {
-                Some(prev) => (prev + gv)?,
-                None => gv.clone(),
-            });
-        }
-    }
-    Ok(())
+    Ok(nll * scale)
 }
 
 /// Mean loss over every target token of `set` (dropout off, no gradients).
@@ -411,9 +375,14 @@ pub fn eval_loss(model: &Transformer, adapter: &LoraAdapter, set: &[Example], mi
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in set.chunks(micro.max(1)) {
         let refs: Vec<&Example> = chunk.iter().collect();
-        let (nll, count) = batch_nll(model, &refs, Mode::Infer)?;
-        sum += nll.to_scalar::<f32>()? as f64;
-        n += count;
+        let l = layout(&refs);
+        let packing = model.packing(&l.lens, None)?;
+        let mut x = model.embed(&l.tokens)?;
+        for li in 0..model.layers.len() {
+            x = model.layer_forward_saving(li, &x, &packing)?.0;
+        }
+        sum += model.head_nll(&x, &l.rows, &l.targets, None)?.0;
+        n += l.targets.len();
     }
     Ok(sum / n.max(1) as f64)
 }
@@ -472,41 +441,79 @@ fn base_bytes_per_param(model: &mut Transformer) -> f64 {
 mod tests {
     use super::*;
     use crate::model::tiny::{uniform, TINY_MODELS};
+    use crate::model::Mode;
+    use candle_core::{Var, D};
 
-    /// Checkpointed backward gives the gradients of plain backprop through the graph.
-    #[test]
-    fn checkpointing_equals_plain_backprop() {
-        let dir = tempfile::tempdir().unwrap();
-        TINY_MODELS[0].write_dir(dir.path()).unwrap();
-        let files = ModelFiles::from_dir(dir.path()).unwrap();
-        let mut model = load_transformer(&files, DType::F32, &Device::Cpu, &DenseLoader).unwrap();
-        let lora =
-            LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, target_modules: vec!["all-linear".into()], use_rslora: false };
-        let adapter = attach(&mut model, &lora, 3).unwrap();
-        let vars: Vec<Var> = adapter.vars().into_iter().map(|(_, v)| v).collect();
-        for v in &vars {
-            let t = Tensor::from_vec(uniform(&format!("{:?}", v.dims()), v.elem_count()), v.shape(), &Device::Cpu);
-            v.set(&(t.unwrap() * 0.1).unwrap()).unwrap();
+    /// Summed NLL of the targets from the last hidden states: only the target rows go
+    /// through the LM head (differentiable ops, for the autograd reference).
+    fn nll_from_hidden(model: &Transformer, hidden: &Tensor, l: &Layout) -> Result<Tensor> {
+        let dev = hidden.device();
+        let picked = hidden.index_select(&Tensor::new(l.rows.as_slice(), dev)?, 0)?;
+        let log_probs = candle_nn::ops::log_softmax(&model.head(&picked, Mode::Train)?, D::Minus1)?;
+        let target = Tensor::new(l.targets.as_slice(), dev)?.unsqueeze(1)?;
+        Ok(log_probs.gather(&target, 1)?.sum_all()?.neg()?)
+    }
+
+    /// Summed negative log-likelihood of the target tokens of `examples` through
+    /// candle's autograd (one packed forward in `mode`), and the number of targets:
+    /// the reference the hand-written backward is tested against.
+    fn batch_nll(model: &Transformer, examples: &[&Example], mode: Mode) -> Result<(Tensor, usize)> {
+        let l = layout(examples);
+        let packing = model.packing(&l.lens, None)?;
+        let mut x = model.embed(&l.tokens)?;
+        for li in 0..model.layers.len() {
+            x = model.layer_forward(li, &x, &packing, None, mode)?;
         }
-        let mk = |n: u32| Example {
-            input_ids: (0..12).map(|i| (i * 7 + n) % 160).collect(),
-            label_mask: (0..12).map(|i| i >= 5).collect(),
-            source: String::new(),
-        };
-        let (a, b) = (mk(1), mk(9));
-        let examples = [&a, &b];
-        let mut got = vec![None; vars.len()];
-        let loss = checkpointed_backward(&model, &examples, 0.5, &vars, &mut got).unwrap();
-        let (nll, _) = batch_nll(&model, &examples, Mode::Train).unwrap();
-        let nll = (nll * 0.5).unwrap();
-        assert!((nll.to_scalar::<f32>().unwrap() as f64 - loss).abs() < 1e-5);
-        let store = nll.backward().unwrap();
-        for (v, g) in vars.iter().zip(&got) {
-            let want = store.get(v.as_tensor()).unwrap();
-            let diff =
-                (g.as_ref().unwrap() - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            let size = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(size > 0.0 && diff <= 1e-4 * size.max(1e-3), "gradient differs by {diff} (max {size})");
+        Ok((nll_from_hidden(model, &x, &l)?, l.targets.len()))
+    }
+
+    /// The hand-written backward (with and without checkpointing, with dropout, LoRA
+    /// on every projection, GQA and two packed sequences) gives the gradients of
+    /// candle's autograd through the differentiable forward.
+    #[test]
+    fn hand_written_backward_equals_autograd() {
+        for (fixture, loader) in [(0, &DenseLoader as &dyn LinearLoader), (2, &Nf4Loader)] {
+            let dir = tempfile::tempdir().unwrap();
+            TINY_MODELS[fixture].write_dir(dir.path()).unwrap();
+            let files = ModelFiles::from_dir(dir.path()).unwrap();
+            let mut model = load_transformer(&files, DType::F32, &Device::Cpu, loader).unwrap();
+            let lora = LoraConfig {
+                r: 4,
+                alpha: 8.0,
+                dropout: 0.1,
+                target_modules: vec!["all-linear".into()],
+                use_rslora: false,
+            };
+            let adapter = attach(&mut model, &lora, 3).unwrap();
+            let vars: Vec<Var> = adapter.vars().into_iter().map(|(_, v)| v).collect();
+            for v in &vars {
+                let t = Tensor::from_vec(uniform(&format!("{:?}", v.dims()), v.elem_count()), v.shape(), &Device::Cpu);
+                v.set(&(t.unwrap() * 0.1).unwrap()).unwrap();
+            }
+            let mk = |n: u32, len: u32| Example {
+                input_ids: (0..len).map(|i| (i * 7 + n) % 160).collect(),
+                label_mask: (0..len).map(|i| i >= 5).collect(),
+                source: String::new(),
+            };
+            let (a, b) = (mk(1, 12), mk(9, 9));
+            let examples = [&a, &b];
+            adapter.dropout.set_training(true);
+            adapter.dropout.set_key(5);
+            let (nll, _) = batch_nll(&model, &examples, Mode::Train).unwrap();
+            let nll = (nll * 0.5).unwrap();
+            let store = nll.backward().unwrap();
+            for checkpointing in [false, true] {
+                let mut got = ParamGrads::default();
+                let loss = backward_pass(&model, &examples, 0.5, checkpointing, &mut got).unwrap();
+                assert!((nll.to_scalar::<f32>().unwrap() as f64 - loss).abs() < 1e-4);
+                for v in &vars {
+                    let want = store.get(v.as_tensor()).unwrap();
+                    let g = got.take(v.as_tensor().id()).unwrap();
+                    let diff = (g - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                    let size = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                    assert!(size > 0.0 && diff <= 1e-4 * size.max(1e-3), "gradient differs by {diff} (max {size})");
+                }
+            }
         }
     }
 }
