@@ -8,6 +8,7 @@ mod embed_catalog;
 mod eval;
 mod generate;
 mod import_gguf;
+mod pipeline;
 mod search;
 mod synth;
 mod template;
@@ -46,6 +47,8 @@ enum Command {
     Db(db::Args),
     /// Synthetic chat JSONL from the store: offline templates, an OpenAI-compatible teacher, or imported logs.
     Synth(synth::Args),
+    /// The whole lifecycle (db, synth, train, merge, quantize, embed, eval x3, summary, serve), up-to-date stages skipped.
+    Pipeline(pipeline::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::exec(args),
         Command::Db(args) => db::exec(args),
         Command::Synth(args) => synth::exec(args),
+        Command::Pipeline(args) => pipeline::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

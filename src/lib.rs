@@ -13,6 +13,7 @@ pub mod generate;
 pub mod jsonl;
 pub mod lora;
 pub mod model;
+pub mod pipeline;
 pub mod plot;
 pub mod quant;
 pub mod rag;

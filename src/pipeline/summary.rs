@@ -1,0 +1,137 @@
+//! `runs/<name>/summary.md`: what ran and how long each stage took, the training
+//! loss curve, the golden-set scores of the base, fine-tuned and quantized models
+//! side by side, model sizes, and the command that serves the result.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::config::PipelineConfig;
+use super::runner::StageOutcome;
+use super::stages::run_dir;
+use crate::eval::report::headline;
+use crate::Result;
+
+/// Metrics of the before/after table, in order, with their labels.
+const METRICS: [(&str, &str); 9] = [
+    ("tool_call_accuracy", "tool-call accuracy"),
+    ("must_include", "must-include coverage"),
+    ("grounding", "grounding (deterministic faithfulness)"),
+    ("faithfulness", "faithfulness (judge)"),
+    ("hallucination_rate", "hallucination rate"),
+    ("refusal_precision", "refusal precision"),
+    ("refusal_recall", "refusal recall"),
+    ("rougeL", "ROUGE-L"),
+    ("ttft_p95_ms", "p95 TTFT ms"),
+];
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_bytes(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The command that serves the pipeline's final model as the store assistant.
+pub fn serve_command(cfg: &PipelineConfig) -> Vec<String> {
+    let run = run_dir(cfg);
+    let model = run.join(&cfg.quant_method);
+    vec![
+        "serve".into(),
+        "--model".into(),
+        model.display().to_string(),
+        "--db".into(),
+        cfg.db.clone(),
+        "--index".into(),
+        run.join("index").display().to_string(),
+        "--host".into(),
+        cfg.host.clone(),
+        "--port".into(),
+        cfg.port.to_string(),
+    ]
+}
+
+/// The summary's Markdown.
+pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> String {
+    let run = run_dir(cfg);
+    let mut md = String::new();
+    let _ = writeln!(md, "# Pipeline run `{}`\n", cfg.name);
+    let total: f64 = outcomes.iter().filter(|o| o.status != "up to date").map(|o| o.seconds).sum();
+    let _ = writeln!(md, "Base model `{}`; this invocation spent {:.0} s.\n", cfg.base, total);
+    let _ = writeln!(md, "| stage | status | seconds |\n|---|---|---:|");
+    for o in outcomes {
+        let _ = writeln!(md, "| {} | {} | {:.1} |", o.name, o.status, o.seconds);
+    }
+
+    let _ = writeln!(md, "\n## Training\n");
+    let metrics = std::fs::read_to_string(run.join("adapter").join("metrics.jsonl")).unwrap_or_default();
+    let evals: Vec<(u64, f64)> = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("step")?.as_u64()?, v.get("eval_loss")?.as_f64()?)))
+        .collect();
+    if let (Some(first), Some(last)) = (evals.first(), evals.last()) {
+        let drop = 100.0 * (1.0 - last.1 / first.1);
+        let _ = writeln!(
+            md,
+            "Eval loss {:.4} at step {} -> {:.4} at step {} ({drop:.1}% lower).\n",
+            first.1, first.0, last.1, last.0
+        );
+        let _ = writeln!(md, "| step | eval loss |\n|---:|---:|");
+        for (step, loss) in &evals {
+            let _ = writeln!(md, "| {step} | {loss:.4} |");
+        }
+        let _ = writeln!(md, "\n![loss](adapter/loss.png)");
+    } else {
+        let _ = writeln!(md, "No eval loss recorded.");
+    }
+
+    let _ = writeln!(md, "\n## Golden set: base vs fine-tuned vs quantized\n");
+    let which = ["base", "tuned", "quantized"];
+    let reports: Vec<_> =
+        which.iter().map(|w| read_json(&run.join("eval").join(w).join("report.json")).map(|r| headline(&r))).collect();
+    let cases = read_json(&run.join("eval").join("tuned").join("report.json"))
+        .and_then(|r| r.pointer("/quality/cases").and_then(|c| c.as_u64()));
+    if let Some(n) = cases {
+        let _ = writeln!(md, "{n} golden cases, greedy, through `stylevn serve` and `stylevn eval`.\n");
+    }
+    let _ = writeln!(md, "| metric | base | fine-tuned | {} |\n|---|---:|---:|---:|", cfg.quant_method.to_uppercase());
+    for (key, label) in METRICS {
+        let cells: Vec<String> = reports
+            .iter()
+            .map(|r| r.as_ref().and_then(|h| h.get(key)).map_or("n/a".into(), |(v, _)| format!("{v:.3}")))
+            .collect();
+        let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
+    }
+
+    let _ = writeln!(md, "\n## Model sizes\n\n| model | MB on disk |\n|---|---:|");
+    let sizes = [
+        ("base", Path::new(&cfg.base).to_path_buf()),
+        ("merged", run.join("merged")),
+        (cfg.quant_method.as_str(), run.join(&cfg.quant_method)),
+        ("adapter", run.join("adapter").join("adapter_model.safetensors")),
+    ];
+    for (name, path) in sizes {
+        let bytes =
+            if path.is_file() { std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) } else { dir_bytes(&path) };
+        let _ = writeln!(md, "| {name} | {:.1} |", bytes as f64 / 1e6);
+    }
+    let _ = writeln!(md, "\n## Serve it\n\n```bash\nstylevn {}\n```", serve_command(cfg).join(" "));
+    md
+}
+
+/// Writes the summary atomically to `runs/<name>/summary.md`.
+pub fn write_summary(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Result<()> {
+    crate::atomic::write_atomic(&run_dir(cfg).join("summary.md"), summary_markdown(cfg, outcomes).as_bytes())
+}
