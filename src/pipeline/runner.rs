@@ -215,10 +215,11 @@ fn wait_healthy(host: &str, port: u16, timeout: Duration, server: &mut Child, lo
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let request = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
             let mut answer = String::new();
-            if stream.write_all(request.as_bytes()).is_ok() && stream.read_to_string(&mut answer).is_ok() {
-                if answer.starts_with("HTTP/1.1 200") {
-                    return Ok(());
-                }
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_string(&mut answer).is_ok()
+                && answer.starts_with("HTTP/1.1 200")
+            {
+                return Ok(());
             }
         }
         std::thread::sleep(Duration::from_millis(500));
