@@ -16,6 +16,7 @@ pub mod model;
 pub mod plot;
 pub mod quant;
 pub mod rag;
+pub mod serve;
 pub mod tokenize;
 
 pub use error::{Error, Result};
