@@ -60,7 +60,7 @@ static INJECTION: LazyLock<RegexSet> = LazyLock::new(|| {
         r"\b(developer|debug|god|admin|jailbreak|dan) mode\b|\bjailbreak\b|\bdo anything now\b",
         r"\bnew (instructions|rules|system prompt)\b|^\s*(system|assistant)\s*:",
         r"\bbo qua\b.{0,30}\b(huong dan|chi dan|chi thi|quy tac|quy dinh|lenh|yeu cau truoc|moi thu|nguyen tac|rang buoc)",
-        r"\bquen (het |di |moi |tat ca )*(huong dan|chi dan|quy tac|nguyen tac|vai tro|nhung gi)",
+        r"\bquen (het |di |moi |tat ca |cac |nhung )*(huong dan|chi dan|quy tac|nguyen tac|vai tro|nhung gi)",
         r"\b(tu (gio|bay gio|nay)|ke tu bay gio),? (ban|em|may) (la|se la|hay dong vai|dong vai|khong con)",
         r"\b(dong vai|gia vo|gia lam|hoa than|nhap vai)\b.{0,40}\b(khong (bi )?gioi han|hacker|admin|quan tri|nha phat trien|tro ly khac|ai khac|chatgpt|khong co quy tac)",
         r"\bche do\b.{0,15}\b(nha phat trien|developer|debug|admin|quan tri|khong gioi han|god)",
