@@ -335,3 +335,61 @@ async fn logged_conversations_are_masked_and_feed_synth_import() {
     let imported = stylevn::data::synth::import::import_logs(&f.log_path, true, 0.85).unwrap();
     assert_eq!(imported.rows.len(), 1, "{:?}", imported.summary);
 }
+
+/// Builds (or rebuilds) a catalog index over the test fixture catalog and `policies`.
+fn build_fixture_index(index: &Path, policies: &Path) {
+    use stylevn::rag::chunk::{policy_documents, product_documents, ChunkOptions};
+    use stylevn::rag::ingest::{read_catalog, read_policies, ColumnMap};
+    let read = read_catalog(&common::root().join("tests/fixtures/catalog/catalog.csv"), &ColumnMap::default()).unwrap();
+    let opts = ChunkOptions::default();
+    let mut docs: Vec<_> = read.products.iter().flat_map(|p| product_documents(p, &opts)).collect();
+    docs.extend(read_policies(policies).unwrap().iter().flat_map(|s| policy_documents(s, &opts)));
+    let lock = stylevn::rag::IndexLock::try_acquire(index).unwrap().unwrap();
+    let model = common::fetched("all-minilm-l6-v2");
+    stylevn::rag::build_index(index, &lock, model.to_str().unwrap(), docs, &Default::default(), &|_| ()).unwrap();
+}
+
+/// A model that quotes the retrieved context line about returns.
+fn quotes_context(req: &ChatRequest) -> AssistantMessage {
+    let system = req.messages[0]["content"].as_str().unwrap();
+    let line = system.lines().find(|l| l.starts_with("- ") && l.contains("ngày")).unwrap_or("- không rõ");
+    let sentence = line[2..].split(". ").find(|s| s.contains("ngày")).unwrap_or(&line[2..]);
+    AssistantMessage::text(format!("Dạ, {} ạ.", sentence.trim_end_matches('.')))
+}
+
+#[tokio::test]
+async fn retrieval_follows_a_newly_published_index() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (index, policies) = (tmp.path().join("index"), tmp.path().join("policies"));
+    std::fs::create_dir(&policies).unwrap();
+    let src = common::root().join("tests/fixtures/catalog/policies/doi-tra.md");
+    std::fs::copy(&src, policies.join("doi-tra.md")).unwrap();
+    build_fixture_index(&index, &policies);
+    let config = AssistantConfig::default();
+    let retriever = stylevn::serve::assistant::Retriever::open(&index, stylevn::rag::SearchMode::Bm25, 3).unwrap();
+    let parts = AssistantParts {
+        backend: Arc::new(ScriptedBackend::new("quotes", quotes_context)),
+        fallback: None,
+        tools: Arc::new(SqliteTools::open(&f.db).unwrap()),
+        retriever: Some(Arc::new(retriever)),
+        cache: Some(AnswerCache::open(None, config.cache.semantic_threshold).unwrap()),
+        log: None,
+        policies_dir: None,
+    };
+    let a = Assistant::new(config, parts);
+    let q = "Đổi trả trong vòng bao nhiêu ngày vậy shop?";
+    let r = a.respond(turn(q)).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Answered, "{r:?}");
+    assert!(r.content.contains("7 ngày"), "{}", r.content);
+    assert_eq!(a.respond(turn(q)).await.unwrap().outcome, Outcome::Cached);
+
+    // embed-catalog publishes a new generation: the next turn searches it, and the
+    // cached answer from the old index is not reused.
+    let text = std::fs::read_to_string(&src).unwrap();
+    std::fs::write(policies.join("doi-tra.md"), text.replace("7 ngày", "10 ngày")).unwrap();
+    build_fixture_index(&index, &policies);
+    let r = a.respond(turn(q)).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Answered, "{r:?}");
+    assert!(r.content.contains("10 ngày"), "{}", r.content);
+}
