@@ -78,7 +78,10 @@ fn describe(r: &Value) -> String {
         );
     }
     if let Some(size) = r["recommended_size"].as_str() {
-        return format!("Dạ với chiều cao {}cm, cân nặng {}kg, anh/chị mặc size {size} ạ.", r["height_cm"], r["weight_kg"]);
+        return format!(
+            "Dạ với chiều cao {}cm, cân nặng {}kg, anh/chị mặc size {size} ạ.",
+            r["height_cm"], r["weight_kg"]
+        );
     }
     if let Some(promos) = r["promotions"].as_array() {
         let list: Vec<String> = promos
@@ -136,7 +139,12 @@ fn assistant(f: &Fixture, backend: Arc<dyn ChatBackend>, fallback: Option<Arc<dy
 }
 
 fn turn(text: &str) -> Turn {
-    Turn { messages: vec![json!({"role": "user", "content": text})], user: Some("u1".into()), channel: "api".into(), sampling: None }
+    Turn {
+        messages: vec![json!({"role": "user", "content": text})],
+        user: Some("u1".into()),
+        channel: "api".into(),
+        sampling: None,
+    }
 }
 
 fn query_one<T: rusqlite::types::FromSql>(db: &Path, sql: &str) -> T {
@@ -151,12 +159,17 @@ fn questions(db: &Path) -> Vec<(&'static str, Vec<String>)> {
     let qty: i64 = query_one(db, "SELECT qty FROM stock WHERE sku = 'AT001' AND size = 'M' AND color = 'Trắng'");
     let price: i64 = query_one(db, "SELECT price_vnd FROM products WHERE sku = 'AT001'");
     let conn = Connection::open(db).unwrap();
-    let mut st = conn.prepare("SELECT code FROM promotions WHERE valid_from <= '2025-06-20' AND valid_to >= '2025-06-20'").unwrap();
+    let mut st = conn
+        .prepare("SELECT code FROM promotions WHERE valid_from <= '2025-06-20' AND valid_to >= '2025-06-20'")
+        .unwrap();
     let codes: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert!(!codes.is_empty());
     vec![
         // The phone's last 4 digits unlock the total (0942552481 placed DH250004).
-        ("Shop ơi đơn DH250004 của em tới đâu rồi ạ? 4 số cuối sđt là 2481", vec![status.to_lowercase(), date_vn(&eta), vnd(total)]),
+        (
+            "Shop ơi đơn DH250004 của em tới đâu rồi ạ? 4 số cuối sđt là 2481",
+            vec![status.to_lowercase(), date_vn(&eta), vnd(total)],
+        ),
         ("áo thun AT001 size M màu trắng còn hàng không shop", vec![format!("còn {qty} sản phẩm"), vnd(price)]),
         // áo thun: M is 158-165 cm and 50-58 kg (data/size_charts.csv).
         ("Em cao 1m60 nặng 55kg mặc size gì ạ?", vec!["size M".into()]),
@@ -205,9 +218,23 @@ async fn a_lying_model_never_gets_a_wrong_fact_delivered() {
     // No fallback: the safe reply, never the lie.
     let alone = assistant(&f, liar, None);
     for (q, _) in &qs {
-        let lie = stylevn::serve::assistant::doubles::corrupt(&honest.chat(&ChatRequest {
-            messages: vec![], tools: vec![], sampling: stylevn::serve::assistant::Sampling { temperature: 0.0, top_p: None, max_tokens: 1, seed: None },
-        }).await.unwrap().content.unwrap());
+        let lie = stylevn::serve::assistant::doubles::corrupt(
+            &honest
+                .chat(&ChatRequest {
+                    messages: vec![],
+                    tools: vec![],
+                    sampling: stylevn::serve::assistant::Sampling {
+                        temperature: 0.0,
+                        top_p: None,
+                        max_tokens: 1,
+                        seed: None,
+                    },
+                })
+                .await
+                .unwrap()
+                .content
+                .unwrap(),
+        );
         let r = alone.respond(turn(q)).await.unwrap();
         assert_eq!(r.outcome, Outcome::SafeReply, "{q}: {r:?}");
         assert!(r.content.contains("hotline 1900 0000") && !r.content.contains(&lie), "{}", r.content);
@@ -270,7 +297,10 @@ async fn sql_injection_in_tool_arguments_changes_and_leaks_nothing() {
             let r = tools.call(name, &args).await.unwrap();
             let text = r.to_string();
             assert!(r["found"] == false || r.get("error").is_some() || r["products"] == json!([]), "{name} {s}: {r}");
-            assert!(!phones.iter().any(|p| text.contains(p.as_str()) || text.contains(&p[p.len() - 4..])), "{name} {s}: {r}");
+            assert!(
+                !phones.iter().any(|p| text.contains(p.as_str()) || text.contains(&p[p.len() - 4..])),
+                "{name} {s}: {r}"
+            );
         }
     }
     // The connection cannot write even if a statement tried.
@@ -392,4 +422,92 @@ async fn retrieval_follows_a_newly_published_index() {
     let r = a.respond(turn(q)).await.unwrap();
     assert_eq!(r.outcome, Outcome::Answered, "{r:?}");
     assert!(r.content.contains("10 ngày"), "{}", r.content);
+}
+
+/// Serves the assistant's routes on a loopback port.
+async fn serve_routes(a: Assistant) -> String {
+    use stylevn::serve::assistant::{routes, AssistantState};
+    let state = Arc::new(AssistantState { assistant: Arc::new(a), zalo: None });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, routes(state)).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_completions_stream_and_feedback() {
+    let f = fixture();
+    let base = serve_routes(assistant(&f, Arc::new(ScriptedBackend::new("honest", honest)), None)).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}")).header("content-type", "application/json").body(body.to_string()).send()
+    };
+    let ask = json!({"model": "stylevn-assistant", "messages": [{"role": "user", "content": "áo thun AT001 size M màu trắng còn không"}]});
+    let r = post("/assistant/v1/chat/completions", ask.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        (v["object"].as_str(), v["choices"][0]["finish_reason"].as_str()),
+        (Some("chat.completion"), Some("stop"))
+    );
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    assert_eq!(v["stylevn"]["tools"], json!(["get_stock"]));
+
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let r = post("/assistant/v1/chat/completions", streamed).await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let text = String::from_utf8(r.bytes().await.unwrap().to_vec()).unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let mut joined = String::new();
+    let mut id = String::new();
+    for e in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        id = chunk["id"].as_str().unwrap().to_string();
+        joined.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+    }
+    assert_eq!(joined, content, "the stream reassembles to the answer");
+
+    let r = post("/v1/feedback", json!({"response_id": id, "rating": "up", "comment": "nhanh"})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(post("/v1/feedback", json!({"response_id": "chatcmpl-x", "rating": "up"})).await.unwrap().status(), 404);
+    assert_eq!(post("/v1/feedback", json!({"response_id": id, "rating": "meh"})).await.unwrap().status(), 400);
+    let bad = post("/assistant/v1/chat/completions", json!({"messages": []})).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(serde_json::from_slice::<Value>(&bad.bytes().await.unwrap()).unwrap()["error"]["param"], "messages");
+    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("StyleVN") && !page.contains("http://") && !page.contains("https://"), "no external assets");
+}
+
+/// The chat page in headless Chromium (Debian's `chromium`): the page asks a preset
+/// question (`/?q=`), streams the answer and offers thumbs up/down. Writes a
+/// screenshot to `$CHAT_SCREENSHOT` when set. Run by `scripts/chat_page_test.sh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's chromium: scripts/chat_page_test.sh"]
+async fn chat_page_in_headless_chromium() {
+    let f = fixture();
+    let base = serve_routes(assistant(&f, Arc::new(ScriptedBackend::new("honest", honest)), None)).await;
+    let q = "Chính sách đổi trả thế nào ạ?";
+    let url = format!("{base}/?q={}", q.bytes().map(|b| format!("%{b:02X}")).collect::<String>());
+    let chromium = |extra: &[&str]| {
+        let mut args = vec!["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        tokio::task::spawn_blocking(move || std::process::Command::new("chromium").args(&args).output().unwrap())
+    };
+    let out = chromium(&["--dump-dom"]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains(q), "the question is shown: {dom}");
+    assert!(dom.contains("14 ngày"), "the streamed answer is shown: {dom}");
+    assert!(dom.contains("data-rating=\"up\"") && dom.contains("data-rating=\"down\""), "thumbs up/down: {dom}");
+    if let Ok(path) = std::env::var("CHAT_SCREENSHOT") {
+        let shot = format!("--screenshot={path}");
+        let out = chromium(&[&shot, "--window-size=720,560", "--hide-scrollbars"]).await.unwrap();
+        assert!(out.status.success() && Path::new(&path).is_file(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }

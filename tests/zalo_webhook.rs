@@ -50,7 +50,11 @@ async fn mock_refresh(State(oa): State<Arc<MockOa>>, headers: HeaderMap, form: S
     let field = |k: &str| form.split('&').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("").to_string();
     let secret_ok = headers.get("secret_key").is_some_and(|v| v == APP_SECRET);
     let mut refresh = oa.refresh.lock().unwrap();
-    if !secret_ok || field("app_id") != APP_ID || field("grant_type") != "refresh_token" || field("refresh_token") != *refresh {
+    if !secret_ok
+        || field("app_id") != APP_ID
+        || field("grant_type") != "refresh_token"
+        || field("refresh_token") != *refresh
+    {
         return Json(json!({"error": -14014, "error_name": "Invalid refresh token"}));
     }
     let n = oa.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
@@ -252,14 +256,18 @@ async fn an_expired_token_is_refreshed_and_the_new_refresh_token_survives_a_rest
     let oa = Arc::new(MockOa::default());
     *oa.refresh.lock().unwrap() = "refresh-0".into();
     *oa.access.lock().unwrap() = "not-issued-yet".into();
-    write_tokens(tmp.path(), &Tokens { access_token: "access-0".into(), refresh_token: "refresh-0".into(), expires_at: 0 });
+    write_tokens(
+        tmp.path(),
+        &Tokens { access_token: "access-0".into(), refresh_token: "refresh-0".into(), expires_at: 0 },
+    );
     let oa_base = mock_oa(oa.clone()).await;
     let s = start(tmp.path(), &oa_base, 100).await;
     let body = event("user-3", "msg-1", "chào shop");
     assert_eq!(post_event(&s.base, &body, &sign(&body)).await.0, 200);
     wait_for_sent(&oa, 1).await;
     assert_eq!(oa.refreshes.load(Ordering::SeqCst), 1);
-    let on_disk: Tokens = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("zalo-tokens.json")).unwrap()).unwrap();
+    let on_disk: Tokens =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("zalo-tokens.json")).unwrap()).unwrap();
     assert_eq!((on_disk.access_token.as_str(), on_disk.refresh_token.as_str()), ("access-1", "refresh-1"));
     assert!(on_disk.expires_at > 0);
     drop(s);

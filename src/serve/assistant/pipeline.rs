@@ -233,7 +233,8 @@ impl Assistant {
         let history = clean_history(&turn.messages);
         let question = turn.messages.iter().rev().find(|m| m["role"] == "user").and_then(content_text);
         let question = question.unwrap_or_default();
-        let mut reply = Reply { id, content: String::new(), outcome: Outcome::Answered, tools: Vec::new(), events: Vec::new() };
+        let mut reply =
+            Reply { id, content: String::new(), outcome: Outcome::Answered, tools: Vec::new(), events: Vec::new() };
 
         let limits = InputLimits { max_chars: self.config.max_input_chars };
         if let Some(why) = check_input(&question, limits) {
@@ -253,7 +254,11 @@ impl Assistant {
             let embedding = self.embed(&question).await?;
             match cache.get(&scope, &question, embedding.as_deref())? {
                 Some((answer, hit)) => {
-                    inc(if hit == CacheHit::Exact { &self.metrics.cache_hits_exact } else { &self.metrics.cache_hits_semantic });
+                    inc(if hit == CacheHit::Exact {
+                        &self.metrics.cache_hits_exact
+                    } else {
+                        &self.metrics.cache_hits_semantic
+                    });
                     reply.content = answer;
                     reply.outcome = Outcome::Cached;
                     self.record(&turn, &history, &reply, None)?;

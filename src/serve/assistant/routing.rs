@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 static ORDER_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bdh\s?(\d{6})\b").expect("order id regex"));
 static PHONE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:\+84|\b84|\b0)(?:[ .\-]?\d){9}\b").expect("phone regex"));
-static LAST4: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)(?:cuối|đuôi|cuoi|duoi|last 4|sđt|sdt|số)\D{0,15}\b(\d{4})\b").expect("last4 regex"));
+static LAST4: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:cuối|đuôi|cuoi|duoi|last 4|sđt|sdt|số)\D{0,15}\b(\d{4})\b").expect("last4 regex")
+});
 
 /// The order id in `text` (`DH` + 6 digits, any case, an optional space), normalized.
 pub fn order_id(text: &str) -> Option<String> {
@@ -42,8 +43,14 @@ mod tests {
 
     #[test]
     fn ids_and_phones() {
-        assert_eq!(order_lookup("đơn dh 250004 sđt 0942 552 481"), Some(json!({"order_id": "DH250004", "phone": "0942552481"})));
-        assert_eq!(order_lookup("Đơn DH250004, 4 số cuối 2481 ạ"), Some(json!({"order_id": "DH250004", "phone": "2481"})));
+        assert_eq!(
+            order_lookup("đơn dh 250004 sđt 0942 552 481"),
+            Some(json!({"order_id": "DH250004", "phone": "0942552481"}))
+        );
+        assert_eq!(
+            order_lookup("Đơn DH250004, 4 số cuối 2481 ạ"),
+            Some(json!({"order_id": "DH250004", "phone": "2481"}))
+        );
         assert_eq!(order_lookup("đơn DH250004 tới đâu rồi"), Some(json!({"order_id": "DH250004"})));
         assert_eq!(order_lookup("áo AT001 còn không"), None);
     }

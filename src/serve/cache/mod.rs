@@ -93,9 +93,8 @@ impl AnswerCache {
         let mut st = conn
             .prepare("SELECT embedding, answer FROM answers WHERE scope = ?1 AND embedding IS NOT NULL")
             .map_err(db_err)?;
-        let rows = st
-            .query_map(params![scope], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
-            .map_err(db_err)?;
+        let rows =
+            st.query_map(params![scope], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))).map_err(db_err)?;
         let mut best: Option<(f32, String)> = None;
         for row in rows {
             let (blob, answer) = row.map_err(db_err)?;
@@ -121,7 +120,10 @@ impl AnswerCache {
 
     /// Entries stored now (all scopes).
     pub fn len(&self) -> Result<usize> {
-        self.conn()?.query_row("SELECT COUNT(*) FROM answers", [], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(db_err)
+        self.conn()?
+            .query_row("SELECT COUNT(*) FROM answers", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(db_err)
     }
 
     /// Whether the cache holds nothing.

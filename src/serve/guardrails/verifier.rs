@@ -69,7 +69,10 @@ mod tests {
             r#"{"order_id": "DH250004", "status": "Đang giao", "eta": "2025-06-23", "total_vnd": 2916000}"#.to_string(),
             r#"{"promotions": [{"code": "HELLOSUMMER", "discount_pct": 10}]}"#.to_string(),
         ];
-        let ok = verify("Dạ đơn DH250004 đang giao, dự kiến 23/06/2025, tổng 2.916.000đ ạ. Mã HELLOSUMMER giảm 10%.", &evidence);
+        let ok = verify(
+            "Dạ đơn DH250004 đang giao, dự kiến 23/06/2025, tổng 2.916.000đ ạ. Mã HELLOSUMMER giảm 10%.",
+            &evidence,
+        );
         assert!(ok.grounded(), "{ok:?}");
         assert_eq!(ok.facts, 6);
         let bad = verify("Dạ đơn DH250004 đã giao, tổng 2.900.000đ, dùng mã SUMMER ạ.", &evidence);

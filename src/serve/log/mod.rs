@@ -75,7 +75,8 @@ const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
 /// Whether `path` is an SQLite file (an exchange log) rather than JSONL.
 pub fn is_exchange_log(path: &Path) -> bool {
     let mut head = [0u8; 16];
-    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && head == SQLITE_MAGIC
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
+        && head == SQLITE_MAGIC
 }
 
 impl ExchangeLog {
@@ -127,8 +128,9 @@ impl ExchangeLog {
     /// Records feedback on response `id`; `false` when no such response was logged.
     pub fn feedback(&self, id: &str, rating: Rating, comment: Option<&str>) -> Result<bool> {
         let conn = self.conn()?;
-        let known: i64 =
-            conn.query_row("SELECT COUNT(*) FROM exchanges WHERE id = ?1", params![id], |r| r.get(0)).map_err(db_err)?;
+        let known: i64 = conn
+            .query_row("SELECT COUNT(*) FROM exchanges WHERE id = ?1", params![id], |r| r.get(0))
+            .map_err(db_err)?;
         if known == 0 {
             return Ok(false);
         }
@@ -141,7 +143,10 @@ impl ExchangeLog {
 
     /// Rows logged so far.
     pub fn len(&self) -> Result<usize> {
-        self.conn()?.query_row("SELECT COUNT(*) FROM exchanges", [], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(db_err)
+        self.conn()?
+            .query_row("SELECT COUNT(*) FROM exchanges", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(db_err)
     }
 
     /// Whether nothing is logged.

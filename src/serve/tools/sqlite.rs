@@ -19,7 +19,8 @@ use crate::data::tools::ToolBox;
 use crate::{Error, Result};
 
 /// What a summary-only order answer says is needed for the details.
-pub const DETAILS_NEED: &str = "Cần 4 số cuối số điện thoại đặt hàng để xem chi tiết đơn (sản phẩm, tổng tiền, mã vận đơn).";
+pub const DETAILS_NEED: &str =
+    "Cần 4 số cuối số điện thoại đặt hàng để xem chi tiết đơn (sản phẩm, tổng tiền, mã vận đơn).";
 
 /// Tools over the store database.
 pub struct SqliteTools {

@@ -128,7 +128,11 @@ impl ZaloApi {
                 Value::String(s) => s.parse().unwrap_or(0),
                 v => v.as_u64().unwrap_or(0),
             };
-            return Ok(Tokens { access_token: access.into(), refresh_token: refresh.into(), expires_at: now_s() + expires_in });
+            return Ok(Tokens {
+                access_token: access.into(),
+                refresh_token: refresh.into(),
+                expires_at: now_s() + expires_in,
+            });
         }
         Err(Error::msg(format!("Zalo token refresh failed after retries: {last}")))
     }

@@ -115,7 +115,10 @@ impl Zalo {
             event.pointer("/message/text").and_then(Value::as_str),
             event.pointer("/message/msg_id").and_then(Value::as_str),
         ) else {
-            return text_response(StatusCode::BAD_REQUEST, "user_send_text without sender.id, message.text, message.msg_id");
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                "user_send_text without sender.id, message.text, message.msg_id",
+            );
         };
         if !self.first_delivery(msg_id) {
             inc(&metrics.zalo_duplicates);
