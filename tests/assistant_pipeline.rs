@@ -240,6 +240,26 @@ async fn a_lying_model_never_gets_a_wrong_fact_delivered() {
         assert!(r.content.contains("hotline 1900 0000") && !r.content.contains(&lie), "{}", r.content);
     }
     assert!(alone.metrics().render().contains(&format!("stylevn_assistant_safe_replies_total {n}\n")));
+
+    // The fallback is rate-capped: past the cap, the safe reply (counted), not the fallback.
+    let mut config = AssistantConfig::default();
+    config.fallback_per_minute = 1;
+    let parts = AssistantParts {
+        backend: Arc::new(LyingBackend::new(honest.clone())),
+        fallback: Some(honest.clone()),
+        tools: Arc::new(SqliteTools::open(&f.db).unwrap()),
+        retriever: None,
+        cache: None,
+        log: None,
+        policies_dir: None,
+    };
+    let capped = Assistant::new(config, parts);
+    let mut outcomes = Vec::new();
+    for (q, _) in &qs[..2] {
+        outcomes.push(capped.respond(turn(q)).await.unwrap().outcome);
+    }
+    assert_eq!(outcomes, [Outcome::Fallback, Outcome::SafeReply]);
+    assert!(capped.metrics().render().contains("stylevn_assistant_fallback_capped_total 1\n"));
 }
 
 #[tokio::test]
