@@ -242,8 +242,7 @@ async fn a_lying_model_never_gets_a_wrong_fact_delivered() {
     assert!(alone.metrics().render().contains(&format!("stylevn_assistant_safe_replies_total {n}\n")));
 
     // The fallback is rate-capped: past the cap, the safe reply (counted), not the fallback.
-    let mut config = AssistantConfig::default();
-    config.fallback_per_minute = 1;
+    let config = AssistantConfig { fallback_per_minute: 1, ..AssistantConfig::default() };
     let parts = AssistantParts {
         backend: Arc::new(LyingBackend::new(honest.clone())),
         fallback: Some(honest.clone()),
