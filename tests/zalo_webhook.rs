@@ -135,6 +135,7 @@ async fn start(dir: &Path, oa_base: &str, open: u32) -> Setup {
         max_retries: 3,
         backoff: Duration::from_millis(10),
         refresh_margin: Duration::from_secs(300),
+        seen_db: Some(dir.join("zalo-seen.db")),
     };
     let zalo = Arc::new(Zalo::new(config, assistant.clone()).unwrap());
     let base = serve(routes(Arc::new(AssistantState { assistant, zalo: Some(zalo.clone()) }))).await;
@@ -277,9 +278,14 @@ async fn an_expired_token_is_refreshed_and_the_new_refresh_token_survives_a_rest
     *oa.access.lock().unwrap() = "revoked".into();
     let s2 = start(tmp.path(), &oa_base, 100).await;
     assert_eq!(s2.zalo.api().tokens().await.refresh_token, "refresh-1");
+    // Zalo retrying the first message after the restart is still recognised as handled.
+    let retry = event("user-3", "msg-1", "chào shop");
+    assert_eq!(post_event(&s2.base, &retry, &sign(&retry)).await.0, 200);
     let body = event("user-3", "msg-2", "cảm ơn shop");
     assert_eq!(post_event(&s2.base, &body, &sign(&body)).await.0, 200);
     wait_for_sent(&oa, 2).await;
     assert_eq!(oa.refreshes.load(Ordering::SeqCst), 2);
     assert_eq!(s2.zalo.api().tokens().await.refresh_token, "refresh-2");
+    assert_eq!(s2.model.calls.load(Ordering::SeqCst), 1, "the retried msg-1 was not answered again");
+    assert_eq!(oa.sent.lock().unwrap().len(), 2);
 }

@@ -6,18 +6,19 @@
 
 mod api;
 mod conversations;
+mod dedup;
 mod signature;
 mod tokens;
 
 pub use api::ZaloApi;
 pub use conversations::Conversations;
+pub use dedup::SeenIds;
 pub use signature::{expected_signature, verify_signature};
 pub use tokens::{TokenStore, Tokens};
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -52,6 +53,8 @@ pub struct ZaloConfig {
     pub backoff: Duration,
     /// Refresh the access token this long before it expires.
     pub refresh_margin: Duration,
+    /// SQLite file of handled message ids (kept across restarts); in memory when `None`.
+    pub seen_db: Option<PathBuf>,
 }
 
 /// The Zalo channel of one assistant.
@@ -59,7 +62,7 @@ pub struct Zalo {
     config: ZaloConfig,
     assistant: Arc<Assistant>,
     api: ZaloApi,
-    seen: Mutex<HashMap<String, Instant>>,
+    seen: SeenIds,
     conversations: Conversations,
 }
 
@@ -74,20 +77,13 @@ impl Zalo {
         let api = ZaloApi::new(&config, store, assistant.metrics().clone());
         let c = &assistant.config().conversation;
         let conversations = Conversations::new(c.max_messages, Duration::from_secs(c.ttl_s));
-        Ok(Zalo { config, assistant, api, seen: Mutex::new(HashMap::new()), conversations })
+        let seen = SeenIds::open(config.seen_db.as_deref(), DEDUP_TTL)?;
+        Ok(Zalo { config, assistant, api, seen, conversations })
     }
 
     /// The OA API client (tokens, sending).
     pub fn api(&self) -> &ZaloApi {
         &self.api
-    }
-
-    /// Whether `msg_id` is new (remembering it); forgets ids older than [`DEDUP_TTL`].
-    fn first_delivery(&self, msg_id: &str) -> bool {
-        let Ok(mut seen) = self.seen.lock() else { return false };
-        let now = Instant::now();
-        seen.retain(|_, t| now.duration_since(*t) < DEDUP_TTL);
-        seen.insert(msg_id.to_string(), now).is_none()
     }
 
     /// Handles one webhook request: verifies, deduplicates, acknowledges, and
@@ -120,9 +116,14 @@ impl Zalo {
                 "user_send_text without sender.id, message.text, message.msg_id",
             );
         };
-        if !self.first_delivery(msg_id) {
-            inc(&metrics.zalo_duplicates);
-            return text_response(StatusCode::OK, "duplicate");
+        match self.seen.first_delivery(msg_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                inc(&metrics.zalo_duplicates);
+                return text_response(StatusCode::OK, "duplicate");
+            }
+            // Not acknowledged: Zalo retries, and the event is handled once the store works.
+            Err(e) => return text_response(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }
         inc(&metrics.zalo_events);
         let (user, text) = (user.to_string(), text.to_string());
