@@ -218,26 +218,11 @@ async fn a_lying_model_never_gets_a_wrong_fact_delivered() {
     // No fallback: the safe reply, never the lie.
     let alone = assistant(&f, liar, None);
     for (q, _) in &qs {
-        let lie = stylevn::serve::assistant::doubles::corrupt(
-            &honest
-                .chat(&ChatRequest {
-                    messages: vec![],
-                    tools: vec![],
-                    sampling: stylevn::serve::assistant::Sampling {
-                        temperature: 0.0,
-                        top_p: None,
-                        max_tokens: 1,
-                        seed: None,
-                    },
-                })
-                .await
-                .unwrap()
-                .content
-                .unwrap(),
-        );
         let r = alone.respond(turn(q)).await.unwrap();
         assert_eq!(r.outcome, Outcome::SafeReply, "{q}: {r:?}");
-        assert!(r.content.contains("hotline 1900 0000") && !r.content.contains(&lie), "{}", r.content);
+        let safe = AssistantConfig::default().safe_reply_for(r.tools.first().map(|t| t.name.as_str()));
+        assert_eq!(r.content, safe, "exactly the safe reply, nothing of the lie");
+        assert!(r.content.contains("hotline 1900 0000"));
     }
     assert!(alone.metrics().render().contains(&format!("stylevn_assistant_safe_replies_total {n}\n")));
 
