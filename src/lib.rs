@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod quant;
 pub mod rag;
+pub mod serve;
 pub mod tokenize;
 
 pub use error::{Error, Result};

@@ -174,6 +174,27 @@ impl ToolBox {
         r.map_err(sql)
     }
 
+    /// What anyone holding an order id may learn (status, ETA, carrier), with the
+    /// phone number the order was placed with, for the caller's ownership check;
+    /// `None` when there is no such order. The phone never goes into a tool result.
+    pub fn order_summary(&self, order_id: &str) -> Result<Option<(String, Value)>> {
+        let id = order_id.trim().to_uppercase();
+        self.conn
+            .query_row(
+                "SELECT customer_phone, status, eta, carrier FROM orders WHERE order_id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        json!({"found": true, "order_id": id, "status": r.get::<_, String>(1)?,
+                            "eta": r.get::<_, String>(2)?, "carrier": r.get::<_, String>(3)?}),
+                    ))
+                },
+            )
+            .optional()
+            .map_err(sql)
+    }
+
     fn order_status(&self, order_id: &str, phone: &str) -> rusqlite::Result<Value> {
         let id = order_id.to_uppercase();
         let row = self

@@ -1,5 +1,5 @@
 //! Importing real chat logs (`stylevn synth --import logs.jsonl --anonymize`):
-//! OpenAI chat JSONL in, the same rows out with PII masked in every message,
+//! OpenAI chat JSONL (or the server's exchange log, `src/serve/log`) in, the same rows out with PII masked in every message,
 //! schema-checked, exact and near duplicates dropped, the store's tool schemas
 //! attached where a row has none.
 
@@ -27,7 +27,12 @@ pub struct Imported {
 
 /// Reads `path` (chat JSONL), masks PII when `anonymize`, checks and deduplicates.
 pub fn import_logs(path: &Path, anonymize: bool, near_dup_threshold: f64) -> Result<Imported> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    // The server's exchange log (SQLite) is read as the chat JSONL it exports.
+    let text = if crate::serve::log::is_exchange_log(path) {
+        crate::serve::log::export_chats(path)?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?
+    };
     let mut out = Imported::default();
     let mut dedup = Deduper::new(near_dup_threshold);
     for line in text.lines() {

@@ -1,0 +1,130 @@
+//! The assistant's settings (`configs/assistant.toml`, which is also the built-in
+//! default: [`AssistantConfig::default`] parses the committed file).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::rag::SearchMode;
+use crate::serve::guardrails::Rejection;
+use crate::{Error, Result};
+
+/// The committed `configs/assistant.toml`.
+const DEFAULT_TOML: &str = include_str!("../../../configs/assistant.toml");
+
+/// Refusal texts by [`Rejection`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refusals {
+    /// Empty turn.
+    pub empty: String,
+    /// Turn too long.
+    pub too_long: String,
+    /// Prompt injection.
+    pub injection: String,
+    /// System prompt, secrets or other customers' data.
+    pub exfiltration: String,
+    /// Not about the store.
+    pub out_of_scope: String,
+}
+
+/// Answer cache settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheConfig {
+    /// Cosine similarity at which a cached answer is reused for a different wording.
+    pub semantic_threshold: f32,
+}
+
+/// Per-user conversation memory (Zalo).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConversationConfig {
+    /// Messages kept per user.
+    pub max_messages: usize,
+    /// Seconds an idle conversation is kept.
+    pub ttl_s: u64,
+}
+
+/// Exchange log settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogConfig {
+    /// Salt hashed with user ids.
+    pub user_salt: String,
+}
+
+/// Everything the assistant needs besides its model, tools and files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantConfig {
+    /// Model id served on `/v1/chat/completions`.
+    pub model_id: String,
+    /// Prompt version; cached answers are keyed by it.
+    pub prompt_version: String,
+    /// System prompt.
+    pub system_prompt: String,
+    /// Heading of the retrieved context.
+    pub context_heading: String,
+    /// The store's hotline.
+    pub hotline: String,
+    /// Safe reply template (`{topic}`, `{hotline}`).
+    pub safe_reply: String,
+    /// Model calls per turn that may request tools.
+    pub max_tool_rounds: usize,
+    /// Longest customer turn in characters.
+    pub max_input_chars: usize,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Longest answer in tokens.
+    pub max_tokens: u32,
+    /// Retrieved chunks per turn.
+    pub retrieval_k: usize,
+    /// Retrieval rankings.
+    pub retrieval_mode: SearchMode,
+    /// Fallback calls per minute.
+    pub fallback_per_minute: usize,
+    /// Refusal texts.
+    pub refusals: Refusals,
+    /// Safe-reply topics by tool name, plus `default`.
+    pub topics: BTreeMap<String, String>,
+    /// Answer cache.
+    pub cache: CacheConfig,
+    /// Conversation memory.
+    pub conversation: ConversationConfig,
+    /// Exchange log.
+    pub log: LogConfig,
+}
+
+impl Default for AssistantConfig {
+    fn default() -> Self {
+        toml::from_str(DEFAULT_TOML).expect("the committed configs/assistant.toml parses")
+    }
+}
+
+impl AssistantConfig {
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::bad_input(path, None, e.to_string()))
+    }
+
+    /// The refusal for `why`.
+    pub fn refusal(&self, why: Rejection) -> &str {
+        let r = &self.refusals;
+        match why {
+            Rejection::Empty => &r.empty,
+            Rejection::TooLong => &r.too_long,
+            Rejection::Injection => &r.injection,
+            Rejection::Exfiltration => &r.exfiltration,
+            Rejection::OutOfScope => &r.out_of_scope,
+        }
+    }
+
+    /// The safe reply for a turn whose first tool was `tool`.
+    pub fn safe_reply_for(&self, tool: Option<&str>) -> String {
+        let topic = tool
+            .and_then(|t| self.topics.get(t))
+            .or_else(|| self.topics.get("default"))
+            .map(String::as_str)
+            .unwrap_or("câu hỏi này");
+        self.safe_reply.replace("{topic}", topic).replace("{hotline}", &self.hotline)
+    }
+}

@@ -1,0 +1,451 @@
+//! One assistant turn, end to end:
+//!
+//! 1. input checks ([`check_input`]) answer refusals without the model;
+//! 2. a cacheable turn (first question, no order id or phone) is looked up in the
+//!    answer cache;
+//! 3. retrieval adds catalog and policy chunks to the system prompt;
+//! 4. deterministic routing runs `get_order_status` when the turn names an order;
+//! 5. the tool loop: the model calls tools, we run them and feed the results, up to
+//!    `max_tool_rounds` model calls (the last one is offered no tools);
+//! 6. the grounding verifier checks the answer against this turn's evidence (tool
+//!    results, retrieved context, system prompt, store facts); a failing answer goes
+//!    to the fallback model (rate-capped) and, failing that, becomes the safe reply;
+//! 7. the answer is cached when it depends on no live data, and the exchange is logged.
+//!
+//! Conversation history from the client keeps only user and assistant text: a
+//! client cannot smuggle in a system prompt or forged tool results as evidence.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::backend::{ChatBackend, ChatRequest, Sampling};
+use super::config::AssistantConfig;
+use super::metrics::{inc, Metrics};
+use super::retrieval::Retriever;
+use super::routing;
+use crate::serve::cache::{scope, AnswerCache, CacheHit};
+use crate::serve::guardrails::{check_input, verify, InputLimits, Rejection, Verdict};
+use crate::serve::log::{Exchange, ExchangeLog};
+use crate::serve::tools::{tool_schemas, ToolBackend};
+use crate::{Error, Result};
+
+/// Tools whose results are the same for every customer and change only with the
+/// policies: answers using nothing else may be cached.
+const CACHEABLE_TOOLS: [&str; 1] = ["get_policy"];
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The local model's answer passed the verifier.
+    Answered,
+    /// The fallback model's answer passed the verifier.
+    Fallback,
+    /// Served from the answer cache.
+    Cached,
+    /// Refused by the input checks.
+    Refused(Rejection),
+    /// No answer passed the verifier: the safe reply was delivered.
+    SafeReply,
+}
+
+impl Outcome {
+    /// The name logged.
+    pub fn name(self) -> String {
+        match self {
+            Outcome::Answered => "answered".into(),
+            Outcome::Fallback => "fallback".into(),
+            Outcome::Cached => "cached".into(),
+            Outcome::Refused(r) => format!("refused:{}", r.name()),
+            Outcome::SafeReply => "safe_reply".into(),
+        }
+    }
+}
+
+/// One customer turn to answer.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// The conversation so far (OpenAI messages), ending with the customer's turn.
+    pub messages: Vec<Value>,
+    /// The end user's id on the channel, when known.
+    pub user: Option<String>,
+    /// `api`, `web` or `zalo`.
+    pub channel: String,
+    /// Sampling; the config's when `None`.
+    pub sampling: Option<Sampling>,
+}
+
+/// One tool run during a turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolRun {
+    /// Tool name.
+    pub name: String,
+    /// Arguments.
+    pub arguments: Value,
+    /// Result.
+    pub result: Value,
+    /// Run by deterministic routing rather than asked for by the model.
+    pub routed: bool,
+}
+
+/// The delivered answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    /// Response id (`chatcmpl-...`).
+    pub id: String,
+    /// The text delivered to the customer.
+    pub content: String,
+    /// How the turn ended.
+    pub outcome: Outcome,
+    /// Tools run, in order.
+    pub tools: Vec<ToolRun>,
+    /// Guardrail events.
+    pub events: Vec<String>,
+}
+
+/// What [`Assistant::new`] is built from.
+pub struct AssistantParts {
+    /// The local model.
+    pub backend: Arc<dyn ChatBackend>,
+    /// The stronger model asked when the local answer fails the guardrails.
+    pub fallback: Option<Arc<dyn ChatBackend>>,
+    /// The tools.
+    pub tools: Arc<dyn ToolBackend>,
+    /// Catalog and policy retrieval.
+    pub retriever: Option<Arc<Retriever>>,
+    /// Answer cache.
+    pub cache: Option<AnswerCache>,
+    /// Exchange log.
+    pub log: Option<Arc<ExchangeLog>>,
+    /// The policy files (`data/policies`): a change invalidates cached answers.
+    pub policies_dir: Option<PathBuf>,
+}
+
+/// The store assistant.
+pub struct Assistant {
+    config: AssistantConfig,
+    parts: AssistantParts,
+    fallback_window: Mutex<VecDeque<Instant>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Result of one backend's attempt at the tool loop.
+struct Attempt {
+    content: String,
+    messages: Vec<Value>,
+}
+
+/// A fresh response id.
+pub fn response_id() -> String {
+    format!("chatcmpl-{:032x}", rand::random::<u128>())
+}
+
+/// Text of a message's `content` (a string, or a list of `{"type": "text"}` parts).
+pub fn content_text(m: &Value) -> Option<String> {
+    match m.get("content")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            Some(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"))
+        }
+        _ => None,
+    }
+}
+
+/// The client's conversation reduced to user and assistant text.
+fn clean_history(messages: &[Value]) -> Vec<Value> {
+    messages
+        .iter()
+        .filter_map(|m| {
+            let role = m.get("role").and_then(Value::as_str)?;
+            let text = content_text(m).filter(|t| !t.trim().is_empty())?;
+            matches!(role, "user" | "assistant").then(|| json!({"role": role, "content": text}))
+        })
+        .collect()
+}
+
+impl Assistant {
+    /// An assistant with `config` over `parts`.
+    pub fn new(config: AssistantConfig, parts: AssistantParts) -> Self {
+        Assistant { config, parts, fallback_window: Mutex::new(VecDeque::new()), metrics: Arc::new(Metrics::default()) }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AssistantConfig {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The exchange log, when one is kept.
+    pub fn log(&self) -> Option<&Arc<ExchangeLog>> {
+        self.parts.log.as_ref()
+    }
+
+    /// Whether the rate cap lets one more fallback call through now (and counts it).
+    fn fallback_allowed(&self) -> bool {
+        let Ok(mut w) = self.fallback_window.lock() else { return false };
+        let now = Instant::now();
+        while w.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+            w.pop_front();
+        }
+        if w.len() >= self.config.fallback_per_minute {
+            return false;
+        }
+        w.push_back(now);
+        true
+    }
+
+    /// The cache scope now: prompt version, index generation, policy files.
+    fn cache_scope(&self) -> Result<String> {
+        let generation = match &self.parts.retriever {
+            Some(r) => r.generation()?,
+            None => String::new(),
+        };
+        let mut policies = String::new();
+        if let Some(dir) = &self.parts.policies_dir {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+                policies.push_str(&scope(&[&f.to_string_lossy(), &text]));
+            }
+        }
+        Ok(scope(&[&self.config.prompt_version, &generation, &policies]))
+    }
+
+    /// Answers one customer turn. Errors only for broken infrastructure (cache,
+    /// log, retrieval); a failing model ends in the fallback or the safe reply.
+    pub async fn respond(&self, turn: Turn) -> Result<Reply> {
+        inc(&self.metrics.requests);
+        let id = response_id();
+        let history = clean_history(&turn.messages);
+        let question = turn.messages.iter().rev().find(|m| m["role"] == "user").and_then(content_text);
+        let question = question.unwrap_or_default();
+        let mut reply =
+            Reply { id, content: String::new(), outcome: Outcome::Answered, tools: Vec::new(), events: Vec::new() };
+
+        let limits = InputLimits { max_chars: self.config.max_input_chars };
+        if let Some(why) = check_input(&question, limits) {
+            self.metrics.refused(why);
+            reply.content = self.config.refusal(why).to_string();
+            reply.outcome = Outcome::Refused(why);
+            self.record(&turn, &history, &reply, None)?;
+            return Ok(reply);
+        }
+
+        let first_question = history.iter().filter(|m| m["role"] == "user").count() == 1;
+        let personal = routing::order_id(&question).is_some() || routing::phone_hint(&question).is_some();
+        let cache = self.parts.cache.as_ref().filter(|_| first_question && !personal);
+        let mut cache_key = None;
+        if let Some(cache) = cache {
+            let scope = self.cache_scope()?;
+            let embedding = self.embed(&question).await?;
+            match cache.get(&scope, &question, embedding.as_deref())? {
+                Some((answer, hit)) => {
+                    inc(if hit == CacheHit::Exact {
+                        &self.metrics.cache_hits_exact
+                    } else {
+                        &self.metrics.cache_hits_semantic
+                    });
+                    reply.content = answer;
+                    reply.outcome = Outcome::Cached;
+                    self.record(&turn, &history, &reply, None)?;
+                    return Ok(reply);
+                }
+                None => inc(&self.metrics.cache_misses),
+            }
+            cache_key = Some((scope, embedding));
+        }
+
+        let mut system = self.config.system_prompt.clone();
+        for (i, chunk) in self.retrieve(&question).await?.iter().enumerate() {
+            if i == 0 {
+                system.push_str("\n\n");
+                system.push_str(&self.config.context_heading);
+            }
+            system.push_str("\n- ");
+            system.push_str(chunk);
+        }
+        let mut evidence = vec![system.clone(), format!("Hotline: {}", self.config.hotline)];
+        let mut messages = vec![json!({"role": "system", "content": system})];
+        messages.extend(history.iter().cloned());
+
+        if let Some(args) = routing::order_lookup(&question) {
+            let result = self.run_tool("get_order_status", &args).await;
+            inc(&self.metrics.routed_calls);
+            let call = json!({"id": "call_routed", "type": "function",
+                "function": {"name": "get_order_status", "arguments": args.to_string()}});
+            messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+            messages.push(json!({"role": "tool", "tool_call_id": "call_routed", "content": result.to_string()}));
+            evidence.push(result.to_string());
+            reply.tools.push(ToolRun { name: "get_order_status".into(), arguments: args, result, routed: true });
+        }
+
+        let sampling = turn.sampling.unwrap_or(Sampling {
+            temperature: self.config.temperature,
+            top_p: None,
+            max_tokens: self.config.max_tokens,
+            seed: None,
+        });
+        let mut error = None;
+        let primary = self.parts.backend.clone();
+        let mut delivered = self
+            .attempt(&*primary, messages.clone(), evidence.clone(), sampling, &mut reply, &mut error)
+            .await
+            .map(|a| (a, Outcome::Answered));
+        if delivered.is_none() {
+            if let Some(fallback) = self.parts.fallback.clone() {
+                if self.fallback_allowed() {
+                    delivered = self
+                        .attempt(&*fallback, messages, evidence, sampling, &mut reply, &mut error)
+                        .await
+                        .map(|a| (a, Outcome::Fallback));
+                    if delivered.is_some() {
+                        inc(&self.metrics.fallback_used);
+                    }
+                } else {
+                    inc(&self.metrics.fallback_capped);
+                    reply.events.push("fallback_capped".into());
+                }
+            }
+        }
+        let final_messages = match delivered {
+            Some((a, outcome)) => {
+                reply.content = a.content;
+                reply.outcome = outcome;
+                a.messages
+            }
+            None => {
+                inc(&self.metrics.safe_replies);
+                reply.content = self.config.safe_reply_for(reply.tools.first().map(|t| t.name.as_str()));
+                reply.outcome = Outcome::SafeReply;
+                let mut m = history.clone();
+                m.push(json!({"role": "assistant", "content": reply.content}));
+                m
+            }
+        };
+
+        let live = reply.tools.iter().any(|t| !CACHEABLE_TOOLS.contains(&t.name.as_str()));
+        if let (Some(cache), Some((scope, embedding))) = (cache, cache_key) {
+            if reply.outcome != Outcome::SafeReply && !live {
+                cache.put(&scope, &question, embedding.as_deref(), &reply.content)?;
+            }
+        }
+        let logged: Vec<Value> = final_messages.into_iter().filter(|m| m["role"] != "system").collect();
+        self.record(&turn, &logged, &reply, error)?;
+        Ok(reply)
+    }
+
+    /// One backend's tool loop and verification; `None` when it failed (counted,
+    /// with the reason in `reply.events` or `error`).
+    async fn attempt(
+        &self,
+        backend: &dyn ChatBackend,
+        mut messages: Vec<Value>,
+        mut evidence: Vec<String>,
+        sampling: Sampling,
+        reply: &mut Reply,
+        error: &mut Option<String>,
+    ) -> Option<Attempt> {
+        let rounds = self.config.max_tool_rounds.max(1);
+        for round in 0..rounds {
+            let last = round + 1 == rounds;
+            let tools = if last { Vec::new() } else { tool_schemas() };
+            let request = ChatRequest { messages: messages.clone(), tools, sampling };
+            let m = match backend.chat(&request).await {
+                Ok(m) => m,
+                Err(e) => {
+                    inc(&self.metrics.backend_errors);
+                    reply.events.push(format!("backend_error: {}", backend.name()));
+                    *error = Some(e.to_string());
+                    return None;
+                }
+            };
+            if m.tool_calls.is_empty() || last {
+                let content = m.content.unwrap_or_default().trim().to_string();
+                messages.push(json!({"role": "assistant", "content": content}));
+                let verdict = if content.is_empty() {
+                    Verdict { facts: 0, ungrounded: vec!["(no answer)".into()] }
+                } else {
+                    verify(&content, &evidence)
+                };
+                if !verdict.grounded() {
+                    inc(&self.metrics.grounding_failures);
+                    reply.events.push(format!("ungrounded ({}): {}", backend.name(), verdict.ungrounded.join(", ")));
+                    return None;
+                }
+                return Some(Attempt { content, messages });
+            }
+            messages.push(m.to_openai());
+            for call in &m.tool_calls {
+                let result = self.run_tool(&call.name, &call.arguments).await;
+                evidence.push(result.to_string());
+                messages.push(json!({"role": "tool", "tool_call_id": call.id, "content": result.to_string()}));
+                reply.tools.push(ToolRun {
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    result,
+                    routed: false,
+                });
+            }
+        }
+        None
+    }
+
+    /// Runs a tool; failures become an `{"error": ..}` result the model sees.
+    async fn run_tool(&self, name: &str, args: &Value) -> Value {
+        inc(&self.metrics.tool_calls);
+        match self.parts.tools.call(name, args).await {
+            Ok(v) => v,
+            Err(e) => json!({"error": e.to_string()}),
+        }
+    }
+
+    /// Retrieved chunk texts for `question` (none without a retriever).
+    async fn retrieve(&self, question: &str) -> Result<Vec<String>> {
+        let Some(r) = self.parts.retriever.clone() else { return Ok(Vec::new()) };
+        let q = question.to_string();
+        let hits = tokio::task::spawn_blocking(move || r.search(&q))
+            .await
+            .map_err(|e| Error::msg(format!("retrieval task: {e}")))??;
+        Ok(hits.into_iter().map(|h| h.doc.text).collect())
+    }
+
+    /// The question's embedding for the semantic cache, when the retriever has an encoder.
+    async fn embed(&self, question: &str) -> Result<Option<Vec<f32>>> {
+        let Some(r) = self.parts.retriever.clone() else { return Ok(None) };
+        let q = question.to_string();
+        tokio::task::spawn_blocking(move || r.embed(&q).transpose())
+            .await
+            .map_err(|e| Error::msg(format!("embedding task: {e}")))?
+    }
+
+    fn record(&self, turn: &Turn, messages: &[Value], reply: &Reply, error: Option<String>) -> Result<()> {
+        let Some(log) = &self.parts.log else { return Ok(()) };
+        let mut messages = messages.to_vec();
+        if messages.last().is_none_or(|m| m["role"] != "assistant") {
+            messages.push(json!({"role": "assistant", "content": reply.content}));
+        }
+        log.record(&Exchange {
+            id: reply.id.clone(),
+            channel: turn.channel.clone(),
+            user: turn.user.clone(),
+            messages,
+            outcome: reply.outcome.name(),
+            events: reply.events.clone(),
+            error,
+        })
+    }
+}
