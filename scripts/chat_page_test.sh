@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v chromium >/dev/null || { echo "chromium is not installed (apt-get install chromium)" >&2; exit 1; }
-CHAT_SCREENSHOT="${CHAT_SCREENSHOT:-$PWD/docs/chat-page.png}"
+CHAT_SCREENSHOT="${CHAT_SCREENSHOT:-$PWD/src/serve/assistant/chat-page.png}"
 mkdir -p "$(dirname "$CHAT_SCREENSHOT")"
 export CHAT_SCREENSHOT
 cargo test --release --test assistant_pipeline chat_page_in_headless_chromium -- --ignored --exact
