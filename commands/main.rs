@@ -9,6 +9,7 @@ mod eval;
 mod generate;
 mod import_gguf;
 mod search;
+mod serve;
 mod synth;
 mod template;
 mod train;
@@ -46,6 +47,8 @@ enum Command {
     Db(db::Args),
     /// Synthetic chat JSONL from the store: offline templates, an OpenAI-compatible teacher, or imported logs.
     Synth(synth::Args),
+    /// OpenAI-compatible chat server: continuous batching, prefix caching, tool calls, or an upstream proxy.
+    Serve(Box<serve::Args>),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::exec(args),
         Command::Db(args) => db::exec(args),
         Command::Synth(args) => synth::exec(args),
+        Command::Serve(args) => serve::exec(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,3 +20,4 @@ pub mod tokenize;
 
 pub use error::{Error, Result};
 pub mod train;
+pub mod serve;

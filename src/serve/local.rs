@@ -1,0 +1,196 @@
+//! The [`ChatService`] of a model served in this process: render the chat through the
+//! model's template, tokenize, queue on the [`EngineHandle`], and turn the engine's
+//! events into content and parsed tool calls.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use rand::distr::{Alphanumeric, SampleString};
+
+use super::api_error::ApiError;
+use super::chat::{ChatEvent, ChatRequest, ChatService, ChatStream, ToolCallDelta, ToolChoice, Usage};
+use super::engine::{EngineHandle, GenEvent, GenRequest, GenStream, SubmitError};
+use super::prompt::render_prompt;
+use super::tool_parser::ToolCallStream;
+use crate::generate::{ChatModel, FinishReason, SamplingParams};
+use crate::tokenize::ChatTemplate;
+
+/// Defaults for fields a request leaves out, and the per-request time limit.
+#[derive(Debug, Clone)]
+pub struct GenerationDefaults {
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Nucleus mass.
+    pub top_p: f64,
+    /// Most tokens to generate when the request does not say.
+    pub max_tokens: usize,
+    /// Limit for one request, queueing included.
+    pub request_timeout: Duration,
+}
+
+/// A local model behind the engine.
+pub struct LocalChatService {
+    engine: EngineHandle,
+    model: Arc<ChatModel>,
+    template: Arc<ChatTemplate>,
+    defaults: GenerationDefaults,
+}
+
+impl LocalChatService {
+    /// A service for `model`, running on `engine`.
+    pub fn new(engine: EngineHandle, model: Arc<ChatModel>, defaults: GenerationDefaults) -> crate::Result<Self> {
+        let template = Arc::new(ChatTemplate::from_model_files(&model.files)?);
+        Ok(LocalChatService { engine, model, template, defaults })
+    }
+
+    /// Renders and tokenizes `request` and builds the engine request (CPU work: run off the async threads).
+    fn prepare(&self, request: &ChatRequest) -> Result<GenRequest, ApiError> {
+        let text = render_prompt(&self.template, &request.messages, &request.tools)?;
+        let prompt = self.model.encode(&text).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))?;
+        let limit = self.engine.config().max_model_len;
+        let room = limit.saturating_sub(prompt.len());
+        if room == 0 {
+            return Err(ApiError::invalid(
+                Some("messages".into()),
+                format!("This model's maximum context length is {limit} tokens. However, your messages resulted in {} tokens.", prompt.len()),
+            ));
+        }
+        let max_new_tokens = match request.max_tokens {
+            Some(n) if n > room => {
+                return Err(ApiError::invalid(
+                    Some("max_tokens".into()),
+                    format!(
+                        "This model's maximum context length is {limit} tokens. However, you requested {} tokens \
+                         ({} in the messages, {n} in the completion).",
+                        prompt.len() + n,
+                        prompt.len()
+                    ),
+                ))
+            }
+            Some(n) => n,
+            None => self.defaults.max_tokens.min(room),
+        };
+        let sampling = SamplingParams {
+            temperature: request.temperature.unwrap_or(self.defaults.temperature),
+            top_p: request.top_p.unwrap_or(self.defaults.top_p),
+            seed: request.seed.unwrap_or_else(rand::random),
+            ..SamplingParams::default()
+        };
+        Ok(GenRequest {
+            prompt,
+            sampling,
+            max_new_tokens,
+            stop: request.stop.clone(),
+            eos_ids: self.model.eos_ids.clone(),
+            deadline: Instant::now() + self.defaults.request_timeout,
+        })
+    }
+}
+
+impl ChatService for Arc<LocalChatService> {
+    fn chat(&self, request: ChatRequest) -> BoxFuture<'static, Result<ChatStream, ApiError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let prepared = {
+                let this = this.clone();
+                let request = request.clone();
+                tokio::task::spawn_blocking(move || this.prepare(&request))
+                    .await
+                    .map_err(|e| ApiError::internal(format!("preparing the prompt: {e}")))??
+            };
+            let events = this.engine.submit(prepared).map_err(|e| match e {
+                SubmitError::QueueFull(_) => ApiError::overloaded(e.to_string()),
+                SubmitError::ShuttingDown => ApiError::unavailable(e.to_string()),
+                SubmitError::Invalid(m) => ApiError::invalid(Some("messages".into()), m),
+            })?;
+            let parse_tools = !request.tools.is_empty() && request.tool_choice != ToolChoice::None;
+            let timeout_s = this.defaults.request_timeout.as_secs();
+            Ok(answer_stream(events, parse_tools, timeout_s))
+        })
+    }
+}
+
+/// State of one answer being translated from engine events.
+struct Translate {
+    events: GenStream,
+    tools: Option<ToolCallStream>,
+    usage: Usage,
+    timeout_s: u64,
+    done: bool,
+}
+
+/// Engine events to chat events, parsing hermes tool calls when `parse_tools`.
+fn answer_stream(events: GenStream, parse_tools: bool, timeout_s: u64) -> ChatStream {
+    let state = Translate {
+        events,
+        tools: parse_tools.then(ToolCallStream::new),
+        usage: Usage::default(),
+        timeout_s,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            let Some(event) = s.events.next().await else {
+                s.done = true;
+                return Some((vec![Err(ApiError::internal("the engine stopped"))], s));
+            };
+            let out: Vec<Result<ChatEvent, ApiError>> = match event {
+                GenEvent::Started { prompt_tokens, cached_tokens } => {
+                    s.usage.prompt_tokens = prompt_tokens;
+                    s.usage.cached_tokens = cached_tokens;
+                    continue;
+                }
+                GenEvent::Text(text) => {
+                    let content = match &mut s.tools {
+                        Some(parser) => parser.push(&text),
+                        None => text,
+                    };
+                    if content.is_empty() {
+                        continue;
+                    }
+                    vec![Ok(ChatEvent::Content(content))]
+                }
+                GenEvent::Finished { reason, completion_tokens } => {
+                    s.done = true;
+                    s.usage.completion_tokens = completion_tokens;
+                    let mut out = Vec::new();
+                    let (rest, calls) = s.tools.take().map(ToolCallStream::finish).unwrap_or_default();
+                    if !rest.is_empty() {
+                        out.push(Ok(ChatEvent::Content(rest)));
+                    }
+                    let reason = match reason {
+                        _ if !calls.is_empty() => "tool_calls",
+                        FinishReason::Stop => "stop",
+                        FinishReason::Length => "length",
+                    };
+                    for (index, call) in calls.into_iter().enumerate() {
+                        out.push(Ok(ChatEvent::ToolCall(ToolCallDelta {
+                            index,
+                            id: Some(format!("call_{}", Alphanumeric.sample_string(&mut rand::rng(), 24))),
+                            name: Some(call.name),
+                            arguments: call.arguments,
+                        })));
+                    }
+                    out.push(Ok(ChatEvent::Finish { reason: reason.into(), usage: s.usage }));
+                    out
+                }
+                GenEvent::TimedOut => {
+                    s.done = true;
+                    vec![Err(ApiError::timeout(s.timeout_s))]
+                }
+                GenEvent::Failed(message) => {
+                    s.done = true;
+                    vec![Err(ApiError::internal(message))]
+                }
+            };
+            return Some((out, s));
+        }
+    })
+    .flat_map(futures::stream::iter)
+    .boxed()
+}
