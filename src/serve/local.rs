@@ -11,9 +11,9 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use super::api_error::ApiError;
 use super::chat::{ChatEvent, ChatRequest, ChatService, ChatStream, ToolCallDelta, ToolChoice, Usage};
-use super::engine::{EngineHandle, GenEvent, GenRequest, GenStream, SubmitError};
+use super::engine::{EngineHandle, GenEvent, GenRequest, GenStream, OutputGuard, SubmitError};
 use super::prompt::render_prompt;
-use super::tool_parser::ToolCallStream;
+use super::tool_parser::{ParsedToolCall, ToolCallStream};
 use crate::generate::{ChatModel, FinishReason, SamplingParams};
 use crate::tokenize::ChatTemplate;
 
@@ -47,7 +47,12 @@ impl LocalChatService {
 
     /// Renders and tokenizes `request` and builds the engine request (CPU work: run off the async threads).
     fn prepare(&self, request: &ChatRequest) -> Result<GenRequest, ApiError> {
-        let text = render_prompt(&self.template, &request.messages, &request.tools)?;
+        let mut text = render_prompt(&self.template, &request.messages, &request.tools)?;
+        let forced = Forced::of(request);
+        let guard = forced.as_ref().map(|f| {
+            text.push_str(&f.prompt_suffix());
+            f.guard()
+        });
         let prompt = self.model.encode(&text).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))?;
         let limit = self.engine.config().max_model_len;
         let room = limit.saturating_sub(prompt.len());
@@ -85,7 +90,60 @@ impl LocalChatService {
             stop: request.stop.clone(),
             eos_ids: self.model.eos_ids.clone(),
             deadline: Instant::now() + self.defaults.request_timeout,
+            guard,
         })
+    }
+}
+
+/// A forced tool call (`tool_choice` `required` or a named function), written as hermes
+/// markup: the prompt ends inside the call, and the engine's [`OutputGuard`] lets
+/// only a tool name (for `required`) and a JSON object of arguments follow.
+#[derive(Debug, Clone)]
+enum Forced {
+    /// `required`: any of these tools.
+    AnyOf(Vec<String>),
+    /// This tool.
+    Function(String),
+}
+
+/// What comes between the tool name and the arguments object.
+const ARGUMENTS_KEY: &str = "\", \"arguments\": ";
+
+impl Forced {
+    fn of(request: &ChatRequest) -> Option<Self> {
+        match &request.tool_choice {
+            ToolChoice::Required => Some(Forced::AnyOf(
+                request.tools.iter().filter_map(|t| t["function"]["name"].as_str().map(str::to_owned)).collect(),
+            )),
+            ToolChoice::Function(name) => Some(Forced::Function(name.clone())),
+            ToolChoice::Auto | ToolChoice::None => None,
+        }
+    }
+
+    /// Text appended to the prompt (after the assistant turn's opening).
+    fn prompt_suffix(&self) -> String {
+        match self {
+            Forced::AnyOf(_) => "<tool_call>\n{\"name\": \"".to_string(),
+            Forced::Function(name) => format!("<tool_call>\n{{\"name\": \"{name}{ARGUMENTS_KEY}"),
+        }
+    }
+
+    fn guard(&self) -> OutputGuard {
+        match self {
+            Forced::AnyOf(names) => OutputGuard { openings: names.iter().map(|n| format!("{n}{ARGUMENTS_KEY}")).collect() },
+            Forced::Function(_) => OutputGuard { openings: Vec::new() },
+        }
+    }
+
+    /// The call in the generated text: `(name, arguments)`.
+    fn call(&self, output: &str) -> (String, String) {
+        match self {
+            Forced::Function(name) => (name.clone(), output.trim().to_string()),
+            Forced::AnyOf(_) => match output.split_once(ARGUMENTS_KEY) {
+                Some((name, arguments)) => (name.to_string(), arguments.trim().to_string()),
+                None => (output.to_string(), String::new()),
+            },
+        }
     }
 }
 
@@ -105,9 +163,9 @@ impl ChatService for Arc<LocalChatService> {
                 SubmitError::ShuttingDown => ApiError::unavailable(e.to_string()),
                 SubmitError::Invalid(m) => ApiError::invalid(Some("messages".into()), m),
             })?;
-            let parse_tools = !request.tools.is_empty() && request.tool_choice != ToolChoice::None;
+            let parse_tools = !request.tools.is_empty() && request.tool_choice == ToolChoice::Auto;
             let timeout_s = this.defaults.request_timeout.as_secs();
-            Ok(answer_stream(events, parse_tools, timeout_s))
+            Ok(answer_stream(events, parse_tools, Forced::of(&request), timeout_s))
         })
     }
 }
@@ -115,6 +173,8 @@ impl ChatService for Arc<LocalChatService> {
 /// State of one answer being translated from engine events.
 struct Translate {
     events: GenStream,
+    forced: Option<Forced>,
+    forced_text: String,
     tools: Option<ToolCallStream>,
     usage: Usage,
     timeout_s: u64,
@@ -122,9 +182,11 @@ struct Translate {
 }
 
 /// Engine events to chat events, parsing hermes tool calls when `parse_tools`.
-fn answer_stream(events: GenStream, parse_tools: bool, timeout_s: u64) -> ChatStream {
+fn answer_stream(events: GenStream, parse_tools: bool, forced: Option<Forced>, timeout_s: u64) -> ChatStream {
     let state = Translate {
         events,
+        forced,
+        forced_text: String::new(),
         tools: parse_tools.then(ToolCallStream::new),
         usage: Usage::default(),
         timeout_s,
@@ -145,6 +207,10 @@ fn answer_stream(events: GenStream, parse_tools: bool, timeout_s: u64) -> ChatSt
                     s.usage.cached_tokens = cached_tokens;
                     continue;
                 }
+                GenEvent::Text(text) if s.forced.is_some() => {
+                    s.forced_text.push_str(&text);
+                    continue;
+                }
                 GenEvent::Text(text) => {
                     let content = match &mut s.tools {
                         Some(parser) => parser.push(&text),
@@ -159,14 +225,23 @@ fn answer_stream(events: GenStream, parse_tools: bool, timeout_s: u64) -> ChatSt
                     s.done = true;
                     s.usage.completion_tokens = completion_tokens;
                     let mut out = Vec::new();
-                    let (rest, calls) = s.tools.take().map(ToolCallStream::finish).unwrap_or_default();
+                    let (rest, calls) = match &s.forced {
+                        Some(forced) => {
+                            let (name, arguments) = forced.call(&s.forced_text);
+                            (String::new(), vec![ParsedToolCall { name, arguments }])
+                        }
+                        None => s.tools.take().map(ToolCallStream::finish).unwrap_or_default(),
+                    };
                     if !rest.is_empty() {
                         out.push(Ok(ChatEvent::Content(rest)));
                     }
-                    let reason = match reason {
+                    let reason = match (&s.forced, reason) {
+                        (Some(_), FinishReason::Length) => "length",
+                        // OpenAI ends a call forced by name with "stop".
+                        (Some(Forced::Function(_)), _) => "stop",
                         _ if !calls.is_empty() => "tool_calls",
-                        FinishReason::Stop => "stop",
-                        FinishReason::Length => "length",
+                        (_, FinishReason::Stop) => "stop",
+                        (_, FinishReason::Length) => "length",
                     };
                     for (index, call) in calls.into_iter().enumerate() {
                         out.push(Ok(ChatEvent::ToolCall(ToolCallDelta {

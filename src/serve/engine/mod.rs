@@ -13,6 +13,7 @@
 //! In-process use: [`EngineHandle::submit`] takes token ids and sampling settings and
 //! returns a stream of [`GenEvent`]s; dropping the stream cancels the generation.
 
+mod guard;
 mod prefix_cache;
 mod scheduler;
 
@@ -23,6 +24,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+pub use guard::{GuardState, OutputGuard};
 pub use prefix_cache::PrefixCache;
 
 use super::metrics::Metrics;
@@ -71,6 +73,9 @@ pub struct GenRequest {
     pub eos_ids: Vec<u32>,
     /// When to give up (queue time included).
     pub deadline: Instant,
+    /// Constrains the output (forced tool calls): tokens are then picked greedily
+    /// among those that keep it valid, and generation stops when it is complete.
+    pub guard: Option<OutputGuard>,
 }
 
 /// What a generation reports, in order: `Started`, any number of `Text`, then one of

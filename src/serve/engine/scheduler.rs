@@ -7,6 +7,7 @@ use candle_core::IndexOp;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc;
 
+use super::guard::{GuardState, OutputGuard};
 use super::prefix_cache::PrefixCache;
 use super::{GenEvent, Pending, Shared};
 use crate::generate::{ChatModel, FinishReason, Sampler, StopMatcher, StopStep, TextStream};
@@ -30,6 +31,8 @@ struct Sequence<'t> {
     max_new_tokens: usize,
     eos_ids: Vec<u32>,
     deadline: Instant,
+    guard: Option<OutputGuard>,
+    tokenizer: &'t Tokenizer,
     admitted: Instant,
     last_token_at: Option<Instant>,
 }
@@ -220,6 +223,8 @@ fn admit<'t>(
         max_new_tokens: request.max_new_tokens.min(room),
         eos_ids: request.eos_ids,
         deadline: request.deadline,
+        guard: request.guard,
+        tokenizer,
         admitted: submitted,
         last_token_at: None,
     })
@@ -230,7 +235,14 @@ fn step(seq: &mut Sequence<'_>, logits: &candle_core::Tensor, row: usize, shared
     if seq.max_new_tokens == 0 {
         return Ok(Some(FinishReason::Length));
     }
-    let next = seq.sampler.next(&logits.i(row)?, &seq.context)?;
+    let row_logits = logits.i(row)?;
+    let (next, guard_state) = match &seq.guard {
+        None => (seq.sampler.next(&row_logits, &seq.context)?, None),
+        Some(guard) => {
+            let (token, state) = guarded_next(seq, guard, &row_logits.to_vec1::<f32>()?)?;
+            (token, Some(state))
+        }
+    };
     let now = Instant::now();
     match seq.last_token_at {
         None => shared.metrics.ttft.observe((now - seq.admitted).as_secs_f64()),
@@ -253,7 +265,35 @@ fn step(seq: &mut Sequence<'_>, logits: &candle_core::Tensor, row: usize, shared
             }
         }
     }
+    if guard_state == Some(GuardState::Complete) {
+        return Ok(Some(FinishReason::Stop));
+    }
     Ok((seq.generated >= seq.max_new_tokens).then_some(FinishReason::Length))
+}
+
+/// The most likely token that keeps a guarded output valid (and adds text to it).
+fn guarded_next(seq: &Sequence<'_>, guard: &OutputGuard, logits: &[f32]) -> crate::Result<(u32, GuardState)> {
+    let output = &seq.context[seq.prompt.len()..];
+    let before = seq.tokenizer.decode(output, true)?;
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    let mut tokens = output.to_vec();
+    tokens.push(0);
+    for candidate in order {
+        if seq.eos_ids.contains(&candidate) {
+            continue;
+        }
+        *tokens.last_mut().expect("one pushed") = candidate;
+        let text = seq.tokenizer.decode(&tokens, true)?;
+        if text.len() <= before.len() {
+            continue;
+        }
+        match guard.check(&text) {
+            GuardState::Invalid => continue,
+            state => return Ok((candidate, state)),
+        }
+    }
+    Err(crate::Error::msg("no token continues the constrained output"))
 }
 
 fn send_text(seq: &Sequence<'_>, text: String) {
