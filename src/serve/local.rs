@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
 
 use super::api_error::ApiError;
 use super::chat::{ChatEvent, ChatRequest, ChatService, ChatStream, ToolCallDelta, ToolChoice, Usage};
-use super::engine::{EngineHandle, GenEvent, GenRequest, GenStream, OutputGuard, SubmitError};
+use super::engine::{EngineHandle, GenEvent, GenRequest, GenStream, GuardedObject, OutputGuard, SubmitError};
 use super::prompt::render_prompt;
 use super::tool_parser::{ParsedToolCall, ToolCallStream};
 use crate::generate::{ChatModel, FinishReason, SamplingParams};
@@ -51,7 +52,7 @@ impl LocalChatService {
         let forced = Forced::of(request);
         let guard = forced.as_ref().map(|f| {
             text.push_str(&f.prompt_suffix());
-            f.guard()
+            f.guard(&request.tools)
         });
         let prompt = self.model.encode(&text).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))?;
         let limit = self.engine.config().max_model_len;
@@ -128,11 +129,24 @@ impl Forced {
         }
     }
 
-    fn guard(&self) -> OutputGuard {
-        match self {
-            Forced::AnyOf(names) => OutputGuard { openings: names.iter().map(|n| format!("{n}{ARGUMENTS_KEY}")).collect() },
-            Forced::Function(_) => OutputGuard { openings: Vec::new() },
-        }
+    /// The guard: the tool name (for `required`), then an arguments object whose keys
+    /// are the tool schema's `properties`.
+    fn guard(&self, tools: &[Value]) -> OutputGuard {
+        let keys = |name: &str| {
+            let tool = tools.iter().find(|t| t["function"]["name"] == name)?;
+            let properties = tool["function"]["parameters"]["properties"].as_object()?;
+            let keys: Vec<(String, Option<String>)> =
+                properties.iter().map(|(k, v)| (k.clone(), v["type"].as_str().map(str::to_owned))).collect();
+            Some(keys).filter(|k| !k.is_empty())
+        };
+        let shapes = match self {
+            Forced::AnyOf(names) => names
+                .iter()
+                .map(|n| GuardedObject { opening: format!("{n}{ARGUMENTS_KEY}"), keys: keys(n) })
+                .collect(),
+            Forced::Function(name) => vec![GuardedObject { opening: String::new(), keys: keys(name) }],
+        };
+        OutputGuard { shapes }
     }
 
     /// The call in the generated text: `(name, arguments)`.

@@ -1,6 +1,10 @@
 //! Constrained output for forced tool calls (`tool_choice: "required"` or a named
 //! function): the output must be one of a few literal openings (`get_stock", "arguments": `)
-//! followed by one JSON object, and ends as soon as that object closes.
+//! followed by one JSON object, and ends as soon as that object closes. When the
+//! tool's schema lists `properties`, the object's top-level keys must be among them,
+//! each at most once (so the object closes once every key is used), and a value must
+//! start like its declared JSON type (`"` for a string, a digit for a number, ...). A character cut
+//! by a token boundary (U+FFFD) may only be the last thing written.
 //!
 //! The scheduler tries candidate tokens from the most likely down and takes the first
 //! whose text keeps the output a valid prefix ([`OutputGuard::check`]), so a small model
@@ -17,23 +21,34 @@ pub enum GuardState {
     Complete,
 }
 
-/// The allowed outputs: one of `openings`, then a JSON object.
+/// One allowed shape: a literal opening, then a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardedObject {
+    /// Literal text that comes first (may be empty).
+    pub opening: String,
+    /// Allowed top-level keys of the object with their JSON-schema `type`, if any;
+    /// `None` allows any key.
+    pub keys: Option<Vec<(String, Option<String>)>>,
+}
+
+/// The allowed outputs: any one of the shapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputGuard {
-    /// Literal texts one of which must come first (an empty list means none).
-    pub openings: Vec<String>,
+    /// The alternatives.
+    pub shapes: Vec<GuardedObject>,
 }
 
 impl OutputGuard {
     /// Classifies `text`, the whole output so far.
     pub fn check(&self, text: &str) -> GuardState {
-        if self.openings.is_empty() {
-            return json_object_prefix(text);
+        if text.trim_end_matches('\u{fffd}').contains('\u{fffd}') {
+            return GuardState::Invalid;
         }
         let mut best = GuardState::Invalid;
-        for opening in &self.openings {
-            let state = if let Some(rest) = text.strip_prefix(opening.as_str()) {
-                json_object_prefix(rest)
+        for shape in &self.shapes {
+            let opening = shape.opening.as_str();
+            let state = if let Some(rest) = text.strip_prefix(opening) {
+                json_object_prefix(rest, shape.keys.as_deref())
             } else if opening.starts_with(text) {
                 GuardState::Partial
             } else {
@@ -64,9 +79,9 @@ enum Expect {
     ValueOrEnd,
 }
 
-/// Whether `text` is (leading whitespace aside) a prefix of one JSON object, the whole
-/// object, or neither.
-fn json_object_prefix(text: &str) -> GuardState {
+/// Whether `text` is (leading whitespace aside) a prefix of one JSON object (with
+/// top-level keys from `keys`, each once, when given), the whole object, or neither.
+fn json_object_prefix(text: &str, keys: Option<&[(String, Option<String>)]>) -> GuardState {
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
         return GuardState::Partial;
@@ -81,6 +96,9 @@ fn json_object_prefix(text: &str) -> GuardState {
     let mut string_is_key = false;
     let mut escape = false;
     let mut scalar = String::new(); // a number or literal being read
+    let mut key = String::new(); // a top-level key being read
+    let mut used: Vec<String> = Vec::new();
+    let mut value_type: Option<&str> = None; // declared type of the top-level value expected next
     while let Some(c) = chars.next() {
         if stack.is_empty() && expect == Expect::CommaOrEnd && !c.is_whitespace() {
             return GuardState::Invalid; // text after the closed object
@@ -96,8 +114,25 @@ fn json_object_prefix(text: &str) -> GuardState {
             } else if c == '"' {
                 in_string = false;
                 expect = if string_is_key { Expect::Colon } else { Expect::CommaOrEnd };
+                if let (Some(allowed), true) = (keys, string_is_key && stack.len() == 1) {
+                    let Some((_, declared)) = allowed.iter().find(|(k, _)| *k == key) else {
+                        return GuardState::Invalid;
+                    };
+                    if used.contains(&key) {
+                        return GuardState::Invalid;
+                    }
+                    value_type = declared.as_deref();
+                    used.push(std::mem::take(&mut key));
+                }
+                continue;
             } else if (c as u32) < 0x20 {
                 return GuardState::Invalid;
+            }
+            if let (Some(allowed), true) = (keys, string_is_key && stack.len() == 1) {
+                key.push(c);
+                if !allowed.iter().any(|(k, _)| k.starts_with(key.as_str()) && !used.contains(k)) {
+                    return GuardState::Invalid;
+                }
             }
             continue;
         }
@@ -117,6 +152,13 @@ fn json_object_prefix(text: &str) -> GuardState {
         }
         if c.is_whitespace() {
             continue;
+        }
+        if expect == Expect::Value && stack.len() == 1 {
+            if let Some(declared) = value_type.take() {
+                if !starts_like(declared, c) {
+                    return GuardState::Invalid;
+                }
+            }
         }
         match (expect, c) {
             (Expect::Value | Expect::ValueOrEnd, '{') => {
@@ -143,6 +185,10 @@ fn json_object_prefix(text: &str) -> GuardState {
             }
             (Expect::Colon, ':') => expect = Expect::Value,
             (Expect::CommaOrEnd, ',') => {
+                let all_keys_used = keys.is_some_and(|k| used.len() >= k.len());
+                if stack.len() == 1 && all_keys_used {
+                    return GuardState::Invalid;
+                }
                 expect = if stack.last() == Some(&'{') { Expect::Key } else { Expect::Value };
             }
             (Expect::CommaOrEnd | Expect::KeyOrEnd, '}') if stack.last() == Some(&'{') => {
@@ -160,6 +206,19 @@ fn json_object_prefix(text: &str) -> GuardState {
         GuardState::Complete
     } else {
         GuardState::Partial
+    }
+}
+
+/// Whether a value of JSON-schema type `declared` can start with `c` (unknown types: any).
+fn starts_like(declared: &str, c: char) -> bool {
+    match declared {
+        "string" => c == '"',
+        "integer" | "number" => c == '-' || c.is_ascii_digit(),
+        "boolean" => c == 't' || c == 'f',
+        "object" => c == '{',
+        "array" => c == '[',
+        "null" => c == 'n',
+        _ => true,
     }
 }
 
@@ -199,13 +258,30 @@ mod tests {
             ("hello", Invalid),
             ("{\"a\": 1,}", Invalid),
         ] {
-            assert_eq!(json_object_prefix(text), state, "{text:?}");
+            assert_eq!(json_object_prefix(text, None), state, "{text:?}");
         }
     }
 
     #[test]
+    fn schema_keys_each_once_then_close() {
+        let keys = vec![("order_id".to_string(), Some("string".to_string())), ("phone".to_string(), None)];
+        let check = |t: &str| json_object_prefix(t, Some(&keys));
+        assert_eq!(check("{\"ord"), Partial);
+        assert_eq!(check("{\"type"), Invalid);
+        assert_eq!(check("{\"order_id\": {"), Invalid, "order_id is a string");
+        assert_eq!(check("{\"phone\": {\"nested\": 1}, \"ord"), Partial, "untyped values and nested keys are free");
+        assert_eq!(check("{\"order_id\": \"A\", \"order_id"), Invalid, "no key twice");
+        assert_eq!(check("{\"order_id\": \"A\", \"phone\": \"1\","), Invalid, "every key used: only } may follow");
+        assert_eq!(check("{\"order_id\": \"A\", \"phone\": \"1\"}"), Complete);
+        let guard = OutputGuard { shapes: vec![GuardedObject { opening: String::new(), keys: None }] };
+        assert_eq!(guard.check("{\"a\": \"x\u{fffd}"), Partial, "a cut character at the end may still complete");
+        assert_eq!(guard.check("{\"a\": \"x\u{fffd}y"), Invalid);
+    }
+
+    #[test]
     fn openings_then_object() {
-        let guard = OutputGuard { openings: vec!["get_stock\", \"arguments\": ".into(), "get_order\", \"arguments\": ".into()] };
+        let shape = |opening: &str| GuardedObject { opening: opening.into(), keys: None };
+        let guard = OutputGuard { shapes: vec![shape("get_stock\", \"arguments\": "), shape("get_order\", \"arguments\": ")] };
         assert_eq!(guard.check("get_"), Partial);
         assert_eq!(guard.check("get_order\", \"arg"), Partial);
         assert_eq!(guard.check("get_orders"), Invalid);

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-pub use guard::{GuardState, OutputGuard};
+pub use guard::{GuardState, GuardedObject, OutputGuard};
 pub use prefix_cache::PrefixCache;
 
 use super::metrics::Metrics;
