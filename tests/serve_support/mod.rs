@@ -65,6 +65,15 @@ pub fn write_tiny_chat_model(dir: &Path) {
     std::fs::write(dir.join("tokenizer_config.json"), tokenizer_config.to_string()).unwrap();
 }
 
+/// An HTTP client (installing the TLS crypto provider reqwest is built to expect).
+pub fn http() -> reqwest::Client {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
 /// Options for a test server on a free loopback port, greedy by default.
 pub fn options(model: &Path, engine: EngineConfig) -> ServeOptions {
     ServeOptions {
@@ -102,7 +111,7 @@ impl TestServer {
         let task = tokio::spawn(server.run(axum::Router::new(), async move {
             let _ = rx.await;
         }));
-        let client = reqwest::Client::new();
+        let client = http();
         for _ in 0..600 {
             if let Ok(r) = client.get(format!("{base}/health")).send().await {
                 if r.status() == 200 {
@@ -139,7 +148,7 @@ impl TestServer {
 
     /// `/metrics` parsed by a Prometheus text-format parser: sample name and labels to value.
     pub async fn metrics(&self) -> HashMap<String, f64> {
-        let text = reqwest::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap();
+        let text = http().get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap();
         let lines = text.lines().map(|l| Ok(l.to_string()));
         let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
         let mut out = HashMap::new();

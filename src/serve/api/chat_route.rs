@@ -27,24 +27,7 @@ pub async fn chat_completions(State(state): State<AppState>, headers: HeaderMap,
 }
 
 async fn answer(state: AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let limit = state.limits.max_body_bytes;
-    let too_large = || ApiError {
-        status: 413,
-        ..ApiError::invalid(None, format!("the request body is larger than this server accepts ({limit} bytes)"))
-    };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let over_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
-        if over_limit {
-            too_large()
-        } else {
-            ApiError::invalid(None, format!("could not read the request body: {e}"))
-        }
-    })?;
+    let bytes = read_body(body, state.limits.max_body_bytes, &headers).await?;
     let request = parse_chat_request(&bytes, &state.limits.request)?;
     if !state.registry.is_ready() {
         return Err(ApiError::unavailable("the model is loading"));
@@ -62,6 +45,39 @@ async fn answer(state: AppState, headers: HeaderMap, body: Body) -> Result<Respo
     let body = Body::from_stream(sse(writer, events).map(Ok::<_, std::convert::Infallible>));
     Ok(([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response())
 }
+
+/// Reads the body up to `limit` bytes. A larger body is still read (and dropped) up
+/// to [`DRAIN_FACTOR`] times the limit, so the client gets its 413 instead of a
+/// connection reset in the middle of its upload.
+async fn read_body(body: Body, limit: usize, headers: &HeaderMap) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError {
+        status: 413,
+        ..ApiError::invalid(None, format!("the request body is larger than this server accepts ({limit} bytes)"))
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > (limit * DRAIN_FACTOR) as u64) {
+        return Err(too_large());
+    }
+    let mut body = body.into_data_stream();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(None, format!("could not read the request body: {e}")))?;
+        seen += chunk.len();
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > limit * DRAIN_FACTOR {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(kept))
+}
+
+/// How far past the limit an oversized body is drained before the connection is dropped.
+const DRAIN_FACTOR: usize = 8;
 
 /// What is left to send.
 enum Phase {

@@ -94,7 +94,6 @@ pub(super) fn run(model: &ChatModel, shared: &Shared) {
             report_exit(seq, exit, shared);
             false
         });
-        metrics.running.store(running.len() as i64, Ordering::Relaxed);
         if running.is_empty() {
             continue;
         }
@@ -135,6 +134,7 @@ pub(super) fn run(model: &ChatModel, shared: &Shared) {
                     let keep = !failed.contains(&index);
                     index += 1;
                     if !keep {
+                        metrics.running.fetch_sub(1, Ordering::Relaxed);
                         let _ = seq.events.send(GenEvent::Failed(format!("model forward failed: {e}")));
                     }
                     keep
@@ -169,7 +169,6 @@ pub(super) fn run(model: &ChatModel, shared: &Shared) {
             let mut seq = running.remove(i);
             report_exit(&mut seq, exit, shared);
         }
-        metrics.running.store(running.len() as i64, Ordering::Relaxed);
     }
 }
 
@@ -207,6 +206,7 @@ fn admit<'t>(
     };
     metrics.prompt_tokens.fetch_add(request.prompt.len() as u64, Ordering::Relaxed);
     let computed = cache.len();
+    metrics.running.fetch_add(1, Ordering::Relaxed);
     let _ = events.send(GenEvent::Started { prompt_tokens: request.prompt.len(), cached_tokens: computed });
     let room = shared.config.max_model_len.saturating_sub(request.prompt.len());
     Some(Sequence {
@@ -304,6 +304,9 @@ fn send_text(seq: &Sequence<'_>, text: String) {
 
 /// Sends the last event of a sequence leaving the batch and counts it.
 fn report_exit(seq: &mut Sequence<'_>, exit: Exit, shared: &Shared) {
+    // The gauge drops before the last event, so a client that saw its answer end
+    // never finds itself still counted as running.
+    shared.metrics.running.fetch_sub(1, Ordering::Relaxed);
     match exit {
         Exit::Finished(reason) => {
             // Text held back as a possible stop-string start is final now.
