@@ -16,6 +16,8 @@ use serve_support::{http, options, read_sse, write_tiny_chat_model, TestServer};
 use stylevn::generate::{generate, ChatModel, GenerateOptions, SamplingParams};
 use stylevn::serve::engine::{EngineConfig, EngineHandle, GenEvent, GenRequest};
 use stylevn::serve::metrics::Metrics;
+use stylevn::serve::server::Backend;
+use stylevn::serve::upstream::UpstreamConfig;
 
 fn tiny_model() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -364,4 +366,49 @@ async fn shutdown_drains_in_flight_streams() {
     let (content, finish, _) = read_sse(&sse);
     assert!(finish.is_some() && !content.is_empty(), "the in-flight stream finished");
     assert!(http().get(format!("{base}/health")).send().await.is_err(), "no longer accepting");
+}
+
+/// Upstream mode in front of another stylevn server: the same answers, streamed and
+/// not, with upstream's usage, and upstream's 4xx passed through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_mode_proxies_another_server() {
+    let dir = tiny_model();
+    let upstream = TestServer::start(options(dir.path(), EngineConfig::default())).await;
+    let mut proxy_options = options(dir.path(), EngineConfig::default());
+    proxy_options.backend = Backend::Upstream(UpstreamConfig {
+        base_url: format!("{}/v1", upstream.base),
+        model: "tiny".into(),
+        api_key: None,
+    });
+    proxy_options.served_model_name = "proxied".into();
+    let proxy = TestServer::start(proxy_options).await;
+    let client = http();
+    let direct = json!({"model": "tiny", "messages": user("Shop mở cửa mấy giờ?"), "max_tokens": 10});
+    let (status, text) = upstream.chat(&client, &direct).await;
+    assert_eq!(status, 200);
+    let expected: Value = serde_json::from_str(&text).unwrap();
+
+    let mut via = direct.clone();
+    via["model"] = json!("proxied");
+    let (status, text) = proxy.chat(&client, &via).await;
+    assert_eq!(status, 200, "{text}");
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["model"], "proxied");
+    assert_eq!(got["choices"][0]["message"], expected["choices"][0]["message"]);
+    assert_eq!(got["usage"]["completion_tokens"], expected["usage"]["completion_tokens"]);
+
+    via["stream"] = json!(true);
+    via["stream_options"] = json!({"include_usage": true});
+    let (status, sse) = proxy.chat(&client, &via).await;
+    assert_eq!(status, 200);
+    let (content, finish, usage) = read_sse(&sse);
+    assert_eq!(content, expected["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(finish.as_deref(), expected["choices"][0]["finish_reason"].as_str());
+    assert_eq!(usage.unwrap()["prompt_tokens"], expected["usage"]["prompt_tokens"]);
+
+    let long = json!({"model": "proxied", "messages": user(&"dài ".repeat(2000)), "max_tokens": 4000});
+    let (status, text) = proxy.chat(&client, &long).await;
+    assert_eq!(status, 400, "upstream's 400 passes through: {text}");
+    proxy.stop().await;
+    upstream.stop().await;
 }
