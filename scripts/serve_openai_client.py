@@ -18,6 +18,9 @@ Prints one JSON line summarising what was seen.
 import argparse
 import json
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import openai
 
@@ -37,12 +40,27 @@ TOOLS = [
 ]
 
 
+def wait_ready(health_url: str, timeout_s: float = 300) -> None:
+    """Polls /health until it answers 200: the server listens before the model is loaded."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(health_url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{health_url} never answered 200")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--api-key", default="unused")
     args = parser.parse_args()
+    wait_ready(args.base_url.rstrip("/").removesuffix("/v1") + "/health")
     client = openai.OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0, timeout=120)
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     common = dict(model=args.model, messages=messages, temperature=0, max_tokens=24)

@@ -66,6 +66,7 @@ async fn batched_engine_matches_sequential_generation() {
                         stop: vec![],
                         eos_ids: model.eos_ids.clone(),
                         deadline: Instant::now() + Duration::from_secs(60),
+                        shared_prefix: 0,
                         guard: None,
                     })
                     .unwrap()

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::api_error::ApiError;
 use super::chat::{ChatEvent, ChatRequest, ChatService, ChatStream, ToolCallDelta, ToolChoice, Usage};
 use super::engine::{EngineHandle, GenEvent, GenRequest, GenStream, GuardedObject, OutputGuard, SubmitError};
-use super::prompt::render_prompt;
+use super::prompt::{render_prompt, render_prompt_prefix};
 use super::tool_parser::{ParsedToolCall, ToolCallStream};
 use crate::generate::{ChatModel, FinishReason, SamplingParams};
 use crate::tokenize::ChatTemplate;
@@ -55,6 +55,7 @@ impl LocalChatService {
             f.guard(&request.tools)
         });
         let prompt = self.model.encode(&text).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))?;
+        let shared_prefix = self.shared_prefix(request, &prompt);
         let limit = self.engine.config().max_model_len;
         let room = limit.saturating_sub(prompt.len());
         if room == 0 {
@@ -91,8 +92,27 @@ impl LocalChatService {
             stop: request.stop.clone(),
             eos_ids: self.model.eos_ids.clone(),
             deadline: Instant::now() + self.defaults.request_timeout,
+            shared_prefix,
             guard,
         })
+    }
+}
+
+impl LocalChatService {
+    /// Token length of the conversation before its last message (system prompt, tools,
+    /// earlier turns): what the next request of this conversation, or of any
+    /// conversation with the same system prompt, starts with. 0 when its tokens are not
+    /// a prefix of `prompt`.
+    fn shared_prefix(&self, request: &ChatRequest, prompt: &[u32]) -> usize {
+        let earlier = &request.messages[..request.messages.len() - 1];
+        if earlier.is_empty() {
+            return 0;
+        }
+        let Ok(text) = render_prompt_prefix(&self.template, earlier, &request.tools) else { return 0 };
+        match self.model.encode(&text) {
+            Ok(tokens) if prompt.starts_with(&tokens) => tokens.len(),
+            _ => 0,
+        }
     }
 }
 

@@ -34,6 +34,21 @@ use crate::tokenize::ChatTemplate;
 
 /// Renders `messages` (validated by [`super::request`]) and `tools` into prompt text.
 pub fn render_prompt(template: &ChatTemplate, messages: &[Value], tools: &[Value]) -> Result<String, ApiError> {
+    render(template, messages, tools, true)
+}
+
+/// Renders the first messages of a conversation without the generation prompt: the
+/// text the whole conversation's prompt starts with.
+pub fn render_prompt_prefix(template: &ChatTemplate, messages: &[Value], tools: &[Value]) -> Result<String, ApiError> {
+    render(template, messages, tools, false)
+}
+
+fn render(
+    template: &ChatTemplate,
+    messages: &[Value],
+    tools: &[Value],
+    add_generation_prompt: bool,
+) -> Result<String, ApiError> {
     let messages: Vec<Value> = messages.iter().map(arguments_as_objects).collect();
     let (messages, tools) = if supports_tools(template) {
         (messages, tools)
@@ -42,7 +57,7 @@ pub fn render_prompt(template: &ChatTemplate, messages: &[Value], tools: &[Value
     };
     let tools = (!tools.is_empty()).then_some(tools);
     // A template that rejects the conversation (raise_exception) is the client's error.
-    template.render(&messages, tools, true).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))
+    template.render(&messages, tools, add_generation_prompt).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))
 }
 
 /// Whether the template renders tools itself.

@@ -73,6 +73,10 @@ pub struct GenRequest {
     pub eos_ids: Vec<u32>,
     /// When to give up (queue time included).
     pub deadline: Instant,
+    /// Length of the prompt prefix worth caching for later requests (the
+    /// conversation before its last message); 0 caches the whole prompt. Caching at
+    /// this boundary lets the next request reuse the entry without cutting it.
+    pub shared_prefix: usize,
     /// Constrains the output (forced tool calls): tokens are then picked greedily
     /// among those that keep it valid, and generation stops when it is complete.
     pub guard: Option<OutputGuard>,

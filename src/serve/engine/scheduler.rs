@@ -19,6 +19,8 @@ struct Sequence<'t> {
     prompt: Vec<u32>,
     /// Prompt tokens whose keys and values are in `cache`.
     computed: usize,
+    /// The prompt prefix whose KV goes into the prefix cache.
+    shared_prefix: usize,
     cache: KvCache,
     sampler: Sampler,
     /// Prompt and output so far (for the repetition penalty).
@@ -111,7 +113,9 @@ pub(super) fn run(model: &ChatModel, shared: &Shared) {
         }
         for (i, seq) in running.iter().enumerate() {
             if seq.next_input.is_none() && budget > 0 {
-                let n = (seq.prompt.len() - seq.computed).min(budget);
+                // A chunk ends at the shareable prefix, so its KV can be cached exactly.
+                let end = if seq.computed < seq.shared_prefix { seq.shared_prefix } else { seq.prompt.len() };
+                let n = (end - seq.computed).min(budget);
                 tokens.extend_from_slice(&seq.prompt[seq.computed..seq.computed + n]);
                 rows.push((i, n));
                 budget -= n;
@@ -149,10 +153,12 @@ pub(super) fn run(model: &ChatModel, shared: &Shared) {
             let seq = &mut running[i];
             if seq.next_input.is_none() {
                 seq.computed += n;
+                if seq.computed == seq.shared_prefix {
+                    prefix_cache.insert(&seq.prompt[..seq.shared_prefix], &seq.cache);
+                }
                 if seq.computed < seq.prompt.len() {
                     continue;
                 }
-                prefix_cache.insert(&seq.prompt, &seq.cache);
             }
             match step(seq, &logits, row, shared) {
                 Ok(None) => {}
@@ -209,9 +215,14 @@ fn admit<'t>(
     metrics.running.fetch_add(1, Ordering::Relaxed);
     let _ = events.send(GenEvent::Started { prompt_tokens: request.prompt.len(), cached_tokens: computed });
     let room = shared.config.max_model_len.saturating_sub(request.prompt.len());
+    let shared_prefix = match request.shared_prefix {
+        0 => request.prompt.len(),
+        n => n.min(request.prompt.len()),
+    };
     Some(Sequence {
         events,
         computed,
+        shared_prefix,
         cache,
         sampler: Sampler::new(&request.sampling),
         context: request.prompt.clone(),
