@@ -7,7 +7,7 @@ Starts `target/release/stylevn serve` on a free loopback port and runs:
 1. one streaming client alone (the single-stream baseline);
 2. N concurrent streaming clients (default 16), all started at once: every request must
    complete with no 5xx; aggregate generated tokens/s is compared with (1);
-3. a store-length system prompt (the store's policies) with 4 concurrent users asking
+3. the store's system prompt and tool list (from `stylevn synth`) with 4 concurrent users asking
    different questions: p95 TTFT with the prefix cache, and the same with it disabled.
 Writes the `serve-load` section of benches/RESULTS.md.
 
@@ -80,12 +80,13 @@ def stop_server(proc):
     proc.wait(timeout=60)
 
 
-async def one_request(client, model, messages, max_tokens):
+async def one_request(client, model, messages, max_tokens, tools):
     sent = time.perf_counter()
     first, last, gaps, chunks, usage = None, None, [], 0, None
+    extra = {"tools": tools} if tools else {}
     stream = await client.chat.completions.create(
         model=model, messages=messages, max_tokens=max_tokens, temperature=0, stream=True,
-        stream_options={"include_usage": True},
+        stream_options={"include_usage": True}, **extra,
     )
     async for chunk in stream:
         now = time.perf_counter()
@@ -106,7 +107,7 @@ async def one_request(client, model, messages, max_tokens):
             "prompt": usage.prompt_tokens if usage else 0, "cached": usage.prompt_tokens_details.cached_tokens if usage else 0}
 
 
-async def run_clients(base_url, model, n_clients, per_client, make_messages, max_tokens):
+async def run_clients(base_url, model, n_clients, per_client, make_messages, max_tokens, tools=None):
     client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=600)
     errors = []
 
@@ -114,7 +115,7 @@ async def run_clients(base_url, model, n_clients, per_client, make_messages, max
         results = []
         for r in range(per_client):
             try:
-                results.append(await one_request(client, model, make_messages(w, r), max_tokens))
+                results.append(await one_request(client, model, make_messages(w, r), max_tokens, tools))
             except openai.APIStatusError as e:
                 errors.append(e.status_code)
             except Exception as e:  # connection failures count as errors too
@@ -150,13 +151,21 @@ def summary(results, wall):
     }
 
 
-def store_system_prompt():
-    parts = ["Bạn là trợ lý chăm sóc khách hàng của shop thời trang StyleVN. Trả lời lịch sự, ngắn gọn, bằng tiếng Việt, "
-             "chỉ dựa trên chính sách dưới đây; không bịa thông tin."]
-    for name in ["doi-tra", "van-chuyen", "thanh-toan"]:
-        with open(os.path.join(ROOT, "data/policies", f"{name}.md")) as f:
-            parts.append(f.read())
-    return "\n\n".join(parts)
+def store_conversation_start():
+    """The store's real system prompt and tool list, as `stylevn synth` writes them into
+    training data (so the fine-tuned model sees the same prefix in production)."""
+    import tempfile
+    stylevn = os.path.join(ROOT, "target/release/stylevn")
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "stylevn.db")
+        out = os.path.join(tmp, "one.jsonl")
+        subprocess.run([stylevn, "db", "init", "--db", db], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([stylevn, "synth", "--offline", "--n", "1", "--db", db, "--out", out], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out) as f:
+            convo = json.loads(f.readline())
+    system = next(m for m in convo["messages"] if m["role"] == "system")
+    return system, convo.get("tools") or []
 
 
 def main():
@@ -168,9 +177,8 @@ def main():
     args = parser.parse_args()
     name = os.path.basename(args.model.rstrip("/"))
     short = lambda w, r: [{"role": "user", "content": QUESTIONS[(w + r) % len(QUESTIONS)]}]
-    system = store_system_prompt()
-    store = lambda w, r: [{"role": "system", "content": system},
-                          {"role": "user", "content": QUESTIONS[(w * 3 + r) % len(QUESTIONS)] + f" (khách {w}-{r})"}]
+    system, tools = store_conversation_start()
+    store = lambda w, r: [system, {"role": "user", "content": QUESTIONS[(w * 3 + r) % len(QUESTIONS)] + f" (khách {w}-{r})"}]
 
     rows, checks = [], []
     port = free_port()
@@ -180,14 +188,14 @@ def main():
         single, err1, wall1 = asyncio.run(run_clients(base, name, 1, 4, short, args.max_tokens))
         many, err2, wall2 = asyncio.run(run_clients(base, name, args.clients, args.per_client, short, args.max_tokens))
         # Warm the prefix cache with one store request, then 4 users at once, twice.
-        asyncio.run(run_clients(base, name, 1, 1, lambda w, r: store(99, 0), 8))
-        cached, err3, wall3 = asyncio.run(run_clients(base, name, 4, 3, store, 32))
+        asyncio.run(run_clients(base, name, 1, 1, lambda w, r: store(99, 0), 8, tools))
+        cached, err3, wall3 = asyncio.run(run_clients(base, name, 4, 3, store, 32, tools))
     finally:
         stop_server(proc)
     port = free_port()
     proc = start_server(args.model, port, ["--max-num-seqs", "4", "--prefix-cache-tokens", "0"])
     try:
-        uncached, err4, wall4 = asyncio.run(run_clients(f"http://127.0.0.1:{port}/v1", name, 4, 3, store, 32))
+        uncached, err4, wall4 = asyncio.run(run_clients(f"http://127.0.0.1:{port}/v1", name, 4, 3, store, 32, tools))
     finally:
         stop_server(proc)
 
@@ -202,7 +210,7 @@ def main():
     checks.append(f"- every request completed, errors: {errors if errors else 'none'} "
                   f"({s1['requests'] + sn['requests'] + sc['requests'] + su['requests']} requests)")
     checks.append(f"- aggregate tokens/s with {args.clients} streams / one stream: **{ratio:.2f}x** (target >= 3x)")
-    checks.append(f"- p95 TTFT, store prompt ({sc['prompt_tokens']:.0f} tokens), 4 users, prefix cache on: "
+    checks.append(f"- p95 TTFT, store system prompt + tools ({sc['prompt_tokens']:.0f} prompt tokens), 4 users, prefix cache on: "
                   f"**{sc['ttft_p95'] / 1e3:.2f} s** (target < 1.5 s); off: {su['ttft_p95'] / 1e3:.2f} s")
     load = os.getloadavg()[0]
     body = "\n".join([

@@ -188,9 +188,7 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         let bound = server.local_addr()?;
         // The one line scripts wait for: the address actually bound.
         println!("serving {} on http://{bound}/v1", options.served_model_name);
-        server
-            .run(axum::Router::new(), shutdown_signal())
-            .await?;
+        server.run(axum::Router::new(), shutdown_signal()).await?;
         println!("stopped: drained in-flight requests");
         anyhow::Ok(())
     })

@@ -19,5 +19,5 @@ pub mod rag;
 pub mod tokenize;
 
 pub use error::{Error, Result};
-pub mod train;
 pub mod serve;
+pub mod train;

@@ -102,7 +102,8 @@ async fn responses_and_streams_have_openai_shapes() {
     assert_eq!(models["data"][0]["id"], "tiny");
     assert_eq!(models["object"], "list");
 
-    let body = json!({"model": "tiny", "messages": user("Áo thun còn size M không?"), "max_tokens": 12, "temperature": 0});
+    let body =
+        json!({"model": "tiny", "messages": user("Áo thun còn size M không?"), "max_tokens": 12, "temperature": 0});
     let (status, text) = server.chat(&client, &body).await;
     assert_eq!(status, 200, "{text}");
     let full: Value = serde_json::from_str(&text).unwrap();
@@ -154,9 +155,12 @@ async fn bad_input_is_rejected_and_counted() {
         (json!({"model": "tiny", "messages": [{"role": "pirate", "content": "x"}]}).to_string().into_bytes(), 400),
         (json!({"model": "tiny", "messages": user("x"), "max_tokens": -1}).to_string().into_bytes(), 400),
         (json!({"model": "tiny", "messages": user("x"), "max_tokens": 1u64 << 40}).to_string().into_bytes(), 400),
-        (json!({"model": "tiny", "max_tokens": 4000, "messages": user(&"dài ".repeat(2000))})
-            .to_string()
-            .into_bytes(), 400),
+        (
+            json!({"model": "tiny", "max_tokens": 4000, "messages": user(&"dài ".repeat(2000))})
+                .to_string()
+                .into_bytes(),
+            400,
+        ),
         (json!({"model": "tiny", "messages": many}).to_string().into_bytes(), 400),
         (json!({"model": "gpt-9", "messages": user("x")}).to_string().into_bytes(), 404),
         (vec![b' '; 10 * 1024 * 1024], 413),
@@ -203,8 +207,22 @@ async fn fuzz_thousand_malformed_requests() {
         {"role": "user", "content": "Đơn DH250004?"}], "max_tokens": 3, "temperature": 0.5,
         "tools": [{"type": "function", "function": {"name": "get_order_status", "parameters": {}}}], "stream": false});
     let good_text = good.to_string();
-    let odd_values = [json!(null), json!(-1), json!(1e308), json!("x"), json!([]), json!({}), json!(true), json!([[{}]])];
-    let fields = ["model", "messages", "max_tokens", "temperature", "top_p", "stream", "tools", "tool_choice", "stop", "seed", "n", "stream_options"];
+    let odd_values =
+        [json!(null), json!(-1), json!(1e308), json!("x"), json!([]), json!({}), json!(true), json!([[{}]])];
+    let fields = [
+        "model",
+        "messages",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stream",
+        "tools",
+        "tool_choice",
+        "stop",
+        "seed",
+        "n",
+        "stream_options",
+    ];
     let mut statuses = std::collections::BTreeMap::new();
     for i in 0..1000 {
         let body: Vec<u8> = match i % 4 {
@@ -343,8 +361,7 @@ async fn request_timeout_is_a_504() {
     let mut opts = options(dir.path(), EngineConfig::default());
     opts.defaults.request_timeout = Duration::ZERO;
     let server = TestServer::start(opts).await;
-    let (status, text) =
-        server.chat(&http(), &json!({"model": "tiny", "messages": user("chào")})).await;
+    let (status, text) = server.chat(&http(), &json!({"model": "tiny", "messages": user("chào")})).await;
     assert_eq!(status, 504, "{text}");
     assert_eq!(server.metrics().await["stylevn_requests_timed_out_total"], 1.0);
     server.stop().await;

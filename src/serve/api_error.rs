@@ -100,12 +100,26 @@ impl ApiError {
 
     /// A 500 for a failure inside the server.
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError { status: 500, message: message.into(), kind: "server_error", param: None, code: None, retry_after_s: None }
+        ApiError {
+            status: 500,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: None,
+            retry_after_s: None,
+        }
     }
 
     /// A 502 for a failure of the upstream server.
     pub fn upstream(message: impl Into<String>) -> Self {
-        ApiError { status: 502, message: message.into(), kind: "upstream_error", param: None, code: None, retry_after_s: None }
+        ApiError {
+            status: 502,
+            message: message.into(),
+            kind: "upstream_error",
+            param: None,
+            code: None,
+            retry_after_s: None,
+        }
     }
 
     /// The JSON body.

@@ -160,10 +160,9 @@ impl Forced {
             Some(keys).filter(|k| !k.is_empty())
         };
         let shapes = match self {
-            Forced::AnyOf(names) => names
-                .iter()
-                .map(|n| GuardedObject { opening: format!("{n}{ARGUMENTS_KEY}"), keys: keys(n) })
-                .collect(),
+            Forced::AnyOf(names) => {
+                names.iter().map(|n| GuardedObject { opening: format!("{n}{ARGUMENTS_KEY}"), keys: keys(n) }).collect()
+            }
             Forced::Function(name) => vec![GuardedObject { opening: String::new(), keys: keys(name) }],
         };
         OutputGuard { shapes }

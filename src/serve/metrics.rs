@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Bucket upper bounds (seconds) of the time-to-first-token histogram (vLLM's).
-const TTFT_BUCKETS_S: [f64; 15] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0];
+const TTFT_BUCKETS_S: [f64; 15] =
+    [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0];
 /// Bucket upper bounds (seconds) of the inter-token latency histogram (vLLM's).
 const ITL_BUCKETS_S: [f64; 14] = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0];
 
@@ -128,12 +129,17 @@ impl Metrics {
             ("stylevn_num_requests_running", "Sequences in the running batch.", &self.running),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", value.load(Ordering::Relaxed));
+            let _ =
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", value.load(Ordering::Relaxed));
         }
         let counters = [
             ("stylevn_prompt_tokens_total", "Prompt tokens of admitted requests.", &self.prompt_tokens),
             ("stylevn_generation_tokens_total", "Generated tokens.", &self.generation_tokens),
-            ("stylevn_prefix_cache_queries_total", "Requests that looked up the prefix cache.", &self.prefix_cache_queries),
+            (
+                "stylevn_prefix_cache_queries_total",
+                "Requests that looked up the prefix cache.",
+                &self.prefix_cache_queries,
+            ),
             ("stylevn_prefix_cache_hits_total", "Requests that reused a cached prefix.", &self.prefix_cache_hits),
             (
                 "stylevn_prefix_cache_hit_tokens_total",

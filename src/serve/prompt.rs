@@ -50,14 +50,13 @@ fn render(
     add_generation_prompt: bool,
 ) -> Result<String, ApiError> {
     let messages: Vec<Value> = messages.iter().map(arguments_as_objects).collect();
-    let (messages, tools) = if supports_tools(template) {
-        (messages, tools)
-    } else {
-        (hermes_messages(&messages, tools), &[][..])
-    };
+    let (messages, tools) =
+        if supports_tools(template) { (messages, tools) } else { (hermes_messages(&messages, tools), &[][..]) };
     let tools = (!tools.is_empty()).then_some(tools);
     // A template that rejects the conversation (raise_exception) is the client's error.
-    template.render(&messages, tools, add_generation_prompt).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))
+    template
+        .render(&messages, tools, add_generation_prompt)
+        .map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))
 }
 
 /// Whether the template renders tools itself.
@@ -114,7 +113,8 @@ fn hermes_messages(messages: &[Value], tools: &[Value]) -> Vec<Value> {
             Some("assistant") if message.get("tool_calls").is_some() => {
                 let mut text = message["content"].as_str().unwrap_or_default().to_string();
                 for call in message["tool_calls"].as_array().into_iter().flatten() {
-                    let call_json = json!({"name": call["function"]["name"], "arguments": call["function"]["arguments"]});
+                    let call_json =
+                        json!({"name": call["function"]["name"], "arguments": call["function"]["arguments"]});
                     if !text.is_empty() {
                         text.push('\n');
                     }
@@ -123,7 +123,8 @@ fn hermes_messages(messages: &[Value], tools: &[Value]) -> Vec<Value> {
                 out.push(json!({"role": "assistant", "content": text}));
             }
             Some("tool") => {
-                let response = format!("<tool_response>\n{}\n</tool_response>", message["content"].as_str().unwrap_or_default());
+                let response =
+                    format!("<tool_response>\n{}\n</tool_response>", message["content"].as_str().unwrap_or_default());
                 match out.last_mut() {
                     Some(last) if last["role"] == "user" && last.get("tool_responses").is_some() => {
                         let merged = format!("{}\n{response}", last["content"].as_str().unwrap_or_default());
@@ -178,6 +179,8 @@ mod tests {
         let ours = render_prompt(&smol, &messages, &tools).unwrap();
         let theirs = render_prompt(&qwen, &messages, &tools).unwrap();
         assert_eq!(ours, theirs);
-        assert!(ours.contains("<tool_call>\n{\"name\": \"get_order_status\", \"arguments\": {\"order_id\": \"DH1\"}}\n</tool_call>"));
+        assert!(ours.contains(
+            "<tool_call>\n{\"name\": \"get_order_status\", \"arguments\": {\"order_id\": \"DH1\"}}\n</tool_call>"
+        ));
     }
 }

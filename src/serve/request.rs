@@ -62,7 +62,9 @@ pub fn parse_chat_request(body: &[u8], limits: &RequestLimits) -> Result<ChatReq
     let seed = match obj.get("seed") {
         None | Some(Value::Null) => None,
         // Negative seeds are valid in OpenAI's API; they wrap to the same bits.
-        Some(v) => Some(v.as_i64().map(|s| s as u64).or(v.as_u64()).ok_or_else(|| invalid("seed", "`seed` must be an integer"))?),
+        Some(v) => Some(
+            v.as_i64().map(|s| s as u64).or(v.as_u64()).ok_or_else(|| invalid("seed", "`seed` must be an integer"))?,
+        ),
     };
     let mut max_tokens = None;
     for field in ["max_tokens", "max_completion_tokens"] {
@@ -71,7 +73,10 @@ pub fn parse_chat_request(body: &[u8], limits: &RequestLimits) -> Result<ChatReq
             Some(v) => match v.as_i64() {
                 Some(n) if n >= 1 && n as u64 <= limits.max_tokens as u64 => max_tokens = Some(n as usize),
                 Some(n) => {
-                    return Err(invalid(field, format!("`{field}` must be between 1 and {}, got {n}", limits.max_tokens)))
+                    return Err(invalid(
+                        field,
+                        format!("`{field}` must be between 1 and {}, got {n}", limits.max_tokens),
+                    ))
                 }
                 None => return Err(invalid(field, format!("`{field}` must be an integer"))),
             },
@@ -237,10 +242,14 @@ fn tool_choice(v: Option<&Value>, tools: &[Value]) -> Result<ToolChoice, ApiErro
         Some(Value::String(s)) if s == "required" => ToolChoice::Required,
         Some(Value::Object(o)) => match o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str) {
             Some(name) if names.contains(&name) => ToolChoice::Function(name.to_string()),
-            Some(name) => return Err(invalid("tool_choice", format!("`tool_choice` names `{name}`, which is not in `tools`"))),
+            Some(name) => {
+                return Err(invalid("tool_choice", format!("`tool_choice` names `{name}`, which is not in `tools`")))
+            }
             None => return Err(invalid("tool_choice", "`tool_choice` object needs `function.name`")),
         },
-        Some(_) => return Err(invalid("tool_choice", "`tool_choice` must be \"none\", \"auto\", \"required\" or a function")),
+        Some(_) => {
+            return Err(invalid("tool_choice", "`tool_choice` must be \"none\", \"auto\", \"required\" or a function"))
+        }
     };
     if matches!(choice, ToolChoice::Required) && tools.is_empty() {
         return Err(invalid("tool_choice", "`tool_choice: required` needs `tools`"));

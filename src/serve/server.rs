@@ -90,7 +90,11 @@ impl Server {
 
     /// Loads the backend and serves `router(state)` merged with `extra_routes` until
     /// `shutdown` resolves, then drains and stops.
-    pub async fn run(self, extra_routes: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn run(
+        self,
+        extra_routes: axum::Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let Server { listener, state, options } = self;
         let app = router(state.clone()).merge(extra_routes);
         let engine: Arc<Mutex<Option<EngineHandle>>> = Arc::default();

@@ -93,10 +93,7 @@ impl ToolCallStream {
             return self.held.drain(..at).collect();
         }
         // Keep back the longest suffix that could still grow into the tag.
-        let keep = (1..TOOL_CALL_START.len())
-            .rev()
-            .find(|&n| self.held.ends_with(&TOOL_CALL_START[..n]))
-            .unwrap_or(0);
+        let keep = (1..TOOL_CALL_START.len()).rev().find(|&n| self.held.ends_with(&TOOL_CALL_START[..n])).unwrap_or(0);
         let cut = self.held.len() - keep;
         self.held.drain(..cut).collect()
     }
@@ -131,7 +128,8 @@ mod tests {
 
     #[test]
     fn malformed_calls_stay_content() {
-        for text in ["a<tool_call>{not json}</tool_call>", "<tool_call>{\"name\": \"x\"}</tool_call>", "<tool_call>[]"] {
+        for text in ["a<tool_call>{not json}</tool_call>", "<tool_call>{\"name\": \"x\"}</tool_call>", "<tool_call>[]"]
+        {
             assert_eq!(parse_tool_calls(text), (text.to_string(), vec![]));
         }
         let (content, calls) = parse_tool_calls("<tool_call>{\"name\": \"x\", \"arguments\": {}}");
@@ -145,10 +143,8 @@ mod tests {
         let texts = [TWO_CALLS, "plain <tool answer <tool_cal", "x<tool_call>{bad}</tool_call>", "<tool_ca"];
         for text in texts {
             let whole = parse_tool_calls(text);
-            let mut splits: Vec<Vec<String>> = text
-                .char_indices()
-                .map(|(i, _)| vec![text[..i].to_string(), text[i..].to_string()])
-                .collect();
+            let mut splits: Vec<Vec<String>> =
+                text.char_indices().map(|(i, _)| vec![text[..i].to_string(), text[i..].to_string()]).collect();
             splits.push(text.chars().map(String::from).collect());
             for pieces in splits {
                 let mut stream = ToolCallStream::new();

@@ -50,9 +50,7 @@ pub fn write_tiny_chat_model(dir: &Path) {
         ByteLevel::alphabet().into_iter().enumerate().map(|(i, c)| (c.to_string(), i.into())).collect();
     assert_eq!(vocab.len(), 256);
     let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false});
-    let special = |id: usize, content: &str| {
-        json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
-    };
+    let special = |id: usize, content: &str| json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});
     let tokenizer = json!({
         "version": "1.0", "truncation": null, "padding": null,
         "added_tokens": [special(256, "<|im_start|>"), special(257, "<|im_end|>")],
@@ -162,7 +160,9 @@ impl TestServer {
                 format!("{}{{{}}}", s.metric, l.join(","))
             };
             let value = match s.value {
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
                 prometheus_parse::Value::Histogram(h) => h.iter().map(|b| b.count).fold(0.0, f64::max),
                 prometheus_parse::Value::Summary(_) => f64::NAN,
             };

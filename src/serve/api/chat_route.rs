@@ -54,7 +54,8 @@ async fn read_body(body: Body, limit: usize, headers: &HeaderMap) -> Result<Byte
         status: 413,
         ..ApiError::invalid(None, format!("the request body is larger than this server accepts ({limit} bytes)"))
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > (limit * DRAIN_FACTOR) as u64) {
         return Err(too_large());
     }

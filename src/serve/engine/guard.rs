@@ -91,7 +91,7 @@ fn json_object_prefix(text: &str, keys: Option<&[(String, Option<String>)]>) -> 
     }
     let mut stack: Vec<char> = Vec::new(); // '{' or '['
     let mut expect = Expect::Value;
-    let mut chars = trimmed.chars().peekable();
+
     let mut in_string = false;
     let mut string_is_key = false;
     let mut escape = false;
@@ -99,7 +99,7 @@ fn json_object_prefix(text: &str, keys: Option<&[(String, Option<String>)]>) -> 
     let mut key = String::new(); // a top-level key being read
     let mut used: Vec<String> = Vec::new();
     let mut value_type: Option<&str> = None; // declared type of the top-level value expected next
-    while let Some(c) = chars.next() {
+    for c in trimmed.chars() {
         if stack.is_empty() && expect == Expect::CommaOrEnd && !c.is_whitespace() {
             return GuardState::Invalid; // text after the closed object
         }
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(check("{\"order_id\": {"), Invalid, "order_id is a string");
         assert_eq!(check("{\"phone\": {\"nested\": 1}, \"ord"), Partial, "untyped values and nested keys are free");
         assert_eq!(check("{\"order_id\": \"A\", \"order_id"), Invalid, "no key twice");
-        assert_eq!(check("{\"order_id\": \"A\", \"phone\": \"1\","), Invalid, "every key used: only } may follow");
+        assert_eq!(check("{\"order_id\": \"A\", \"phone\": \"1\","), Invalid, "every key used: only a closing brace may follow");
         assert_eq!(check("{\"order_id\": \"A\", \"phone\": \"1\"}"), Complete);
         let guard = OutputGuard { shapes: vec![GuardedObject { opening: String::new(), keys: None }] };
         assert_eq!(guard.check("{\"a\": \"x\u{fffd}"), Partial, "a cut character at the end may still complete");
@@ -281,7 +281,8 @@ mod tests {
     #[test]
     fn openings_then_object() {
         let shape = |opening: &str| GuardedObject { opening: opening.into(), keys: None };
-        let guard = OutputGuard { shapes: vec![shape("get_stock\", \"arguments\": "), shape("get_order\", \"arguments\": ")] };
+        let guard =
+            OutputGuard { shapes: vec![shape("get_stock\", \"arguments\": "), shape("get_order\", \"arguments\": ")] };
         assert_eq!(guard.check("get_"), Partial);
         assert_eq!(guard.check("get_order\", \"arg"), Partial);
         assert_eq!(guard.check("get_orders"), Invalid);

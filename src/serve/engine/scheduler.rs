@@ -242,7 +242,12 @@ fn admit<'t>(
 }
 
 /// Samples the next token of `seq` from logits row `row`; `Some(reason)` when it ends.
-fn step(seq: &mut Sequence<'_>, logits: &candle_core::Tensor, row: usize, shared: &Shared) -> crate::Result<Option<FinishReason>> {
+fn step(
+    seq: &mut Sequence<'_>,
+    logits: &candle_core::Tensor,
+    row: usize,
+    shared: &Shared,
+) -> crate::Result<Option<FinishReason>> {
     if seq.max_new_tokens == 0 {
         return Ok(Some(FinishReason::Length));
     }
