@@ -271,7 +271,11 @@ mod tests {
         assert_eq!(check("{\"order_id\": {"), Invalid, "order_id is a string");
         assert_eq!(check("{\"phone\": {\"nested\": 1}, \"ord"), Partial, "untyped values and nested keys are free");
         assert_eq!(check("{\"order_id\": \"A\", \"order_id"), Invalid, "no key twice");
-        assert_eq!(check("{\"order_id\": \"A\", \"phone\": \"1\","), Invalid, "every key used: only a closing brace may follow");
+        assert_eq!(
+            check("{\"order_id\": \"A\", \"phone\": \"1\","),
+            Invalid,
+            "every key used: only a closing brace may follow"
+        );
         assert_eq!(check("{\"order_id\": \"A\", \"phone\": \"1\"}"), Complete);
         let guard = OutputGuard { shapes: vec![GuardedObject { opening: String::new(), keys: None }] };
         assert_eq!(guard.check("{\"a\": \"x\u{fffd}"), Partial, "a cut character at the end may still complete");
