@@ -10,6 +10,7 @@ mod generate;
 mod import_gguf;
 mod pipeline;
 mod search;
+mod serve;
 mod synth;
 mod template;
 mod train;
@@ -49,6 +50,8 @@ enum Command {
     Synth(synth::Args),
     /// The whole lifecycle (db, synth, train, merge, quantize, embed, eval x3, summary, serve), up-to-date stages skipped.
     Pipeline(pipeline::Args),
+    /// OpenAI-compatible chat server: continuous batching, prefix caching, tool calls, or an upstream proxy.
+    Serve(Box<serve::Args>),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Db(args) => db::exec(args),
         Command::Synth(args) => synth::exec(args),
         Command::Pipeline(args) => pipeline::exec(args),
+        Command::Serve(args) => serve::exec(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,5 +20,6 @@ pub mod rag;
 pub mod serve;
 pub mod tokenize;
 
-pub use error::{Error, Result};
 pub mod train;
+
+pub use error::{Error, Result};

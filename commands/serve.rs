@@ -1,0 +1,229 @@
+//! `stylevn serve`: the OpenAI-compatible server (local model or upstream proxy).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::Deserialize;
+use stylevn::model::linear::parse_dtype;
+use stylevn::serve::api::HttpLimits;
+use stylevn::serve::engine::EngineConfig;
+use stylevn::serve::local::GenerationDefaults;
+use stylevn::serve::request::RequestLimits;
+use stylevn::serve::server::{default_model_name, Backend, ServeOptions, Server};
+use stylevn::serve::upstream::UpstreamConfig;
+
+/// Serve a model over the OpenAI chat API (`/v1/chat/completions`, `/v1/models`,
+/// `/health`, `/metrics`), with continuous batching and prefix caching, or proxy
+/// generation to an upstream OpenAI-compatible server (vLLM) with --upstream.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model: an HF directory (e.g. models/smollm2-135m-instruct) or an HF repo id.
+    #[arg(long, required_unless_present = "upstream")]
+    model: Option<String>,
+    /// Address to listen on. [config: host, default 127.0.0.1]
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Port to listen on (0 picks a free one). [config: port, default 8000]
+    #[arg(long)]
+    port: Option<u16>,
+    /// Model id clients ask for. [default: the model directory's name, or --upstream-model]
+    #[arg(long)]
+    served_model_name: Option<String>,
+    /// Require `Authorization: Bearer KEY` on /v1/*.
+    #[arg(long, env = "STYLEVN_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Proxy generation to this OpenAI-compatible base URL (e.g. http://vllm-host:8000/v1).
+    #[arg(long, requires = "upstream_model", conflicts_with = "model")]
+    upstream: Option<String>,
+    /// The model id to request from --upstream.
+    #[arg(long, requires = "upstream")]
+    upstream_model: Option<String>,
+    /// Bearer token for --upstream.
+    #[arg(long, env = "STYLEVN_UPSTREAM_API_KEY", hide_env_values = true)]
+    upstream_api_key: Option<String>,
+    /// Compute dtype: f32 or f16. [config: dtype, default f32]
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Most sequences decoded together. [config: max_num_seqs, default 16]
+    #[arg(long)]
+    max_num_seqs: Option<usize>,
+    /// Most tokens (prompt + output) per sequence. [config: max_model_len, default 4096]
+    #[arg(long)]
+    max_model_len: Option<usize>,
+    /// Most waiting requests; more get 429. [config: max_queue, default 64]
+    #[arg(long)]
+    max_queue: Option<usize>,
+    /// Tokens per forward step. [config: max_batch_tokens, default 512]
+    #[arg(long)]
+    max_batch_tokens: Option<usize>,
+    /// KV positions kept by the prefix cache; 0 disables it. [config: prefix_cache_tokens, default 8192]
+    #[arg(long)]
+    prefix_cache_tokens: Option<usize>,
+    /// Largest request body in bytes. [config: max_body_bytes, default 2097152]
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Most messages per request. [config: max_messages, default 512]
+    #[arg(long)]
+    max_messages: Option<usize>,
+    /// Largest max_tokens a request may ask for. [config: max_tokens_limit, default 4096]
+    #[arg(long)]
+    max_tokens_limit: Option<usize>,
+    /// max_tokens when a request gives none. [config: default_max_tokens, default 512]
+    #[arg(long)]
+    default_max_tokens: Option<usize>,
+    /// Temperature when a request gives none. [config: temperature, default 0.7]
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// top_p when a request gives none. [config: top_p, default 1.0]
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Seconds one request may take, queueing included. [config: request_timeout_s, default 300]
+    #[arg(long)]
+    request_timeout_s: Option<u64>,
+    /// Log format: text or json. [config: log_format, default text]
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Config file (default: configs/serve.toml when present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// `configs/serve.toml`.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Config {
+    host: IpAddr,
+    port: u16,
+    dtype: String,
+    max_num_seqs: usize,
+    max_model_len: usize,
+    max_queue: usize,
+    max_batch_tokens: usize,
+    prefix_cache_tokens: usize,
+    max_body_bytes: usize,
+    max_messages: usize,
+    max_tokens_limit: usize,
+    default_max_tokens: usize,
+    temperature: f64,
+    top_p: f64,
+    request_timeout_s: u64,
+    log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        Config {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8000,
+            dtype: "f32".into(),
+            max_num_seqs: engine.max_num_seqs,
+            max_model_len: engine.max_model_len,
+            max_queue: engine.max_queue,
+            max_batch_tokens: engine.max_batch_tokens,
+            prefix_cache_tokens: engine.prefix_cache_tokens,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_messages: 512,
+            max_tokens_limit: 4096,
+            default_max_tokens: 512,
+            temperature: 0.7,
+            top_p: 1.0,
+            request_timeout_s: 300,
+            log_format: "text".into(),
+        }
+    }
+}
+
+pub fn exec(args: Args) -> anyhow::Result<()> {
+    let cfg: Config = crate::config::load(args.config.as_deref(), "serve.toml")?;
+    init_logs(args.log_format.as_deref().unwrap_or(&cfg.log_format))?;
+    let addr = SocketAddr::new(args.host.unwrap_or(cfg.host), args.port.unwrap_or(cfg.port));
+    let (backend, default_name) = match (&args.model, &args.upstream, &args.upstream_model) {
+        (Some(model), None, _) => {
+            let engine = EngineConfig {
+                max_num_seqs: args.max_num_seqs.unwrap_or(cfg.max_num_seqs),
+                max_model_len: args.max_model_len.unwrap_or(cfg.max_model_len),
+                max_queue: args.max_queue.unwrap_or(cfg.max_queue),
+                max_batch_tokens: args.max_batch_tokens.unwrap_or(cfg.max_batch_tokens),
+                prefix_cache_tokens: args.prefix_cache_tokens.unwrap_or(cfg.prefix_cache_tokens),
+            };
+            let dtype = parse_dtype(args.dtype.as_deref().unwrap_or(&cfg.dtype))?;
+            (Backend::Local { model: model.clone(), dtype, engine }, default_model_name(model))
+        }
+        (None, Some(url), Some(upstream_model)) => {
+            let upstream = UpstreamConfig {
+                base_url: url.clone(),
+                model: upstream_model.clone(),
+                api_key: args.upstream_api_key.clone(),
+            };
+            (Backend::Upstream(upstream), upstream_model.clone())
+        }
+        _ => bail!("give --model, or --upstream with --upstream-model"),
+    };
+    let options = ServeOptions {
+        addr,
+        backend,
+        served_model_name: args.served_model_name.clone().unwrap_or(default_name),
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        defaults: GenerationDefaults {
+            temperature: args.temperature.unwrap_or(cfg.temperature),
+            top_p: args.top_p.unwrap_or(cfg.top_p),
+            max_tokens: args.default_max_tokens.unwrap_or(cfg.default_max_tokens),
+            request_timeout: Duration::from_secs(args.request_timeout_s.unwrap_or(cfg.request_timeout_s)),
+        },
+        http: HttpLimits {
+            max_body_bytes: args.max_body_bytes.unwrap_or(cfg.max_body_bytes),
+            request: RequestLimits {
+                max_messages: args.max_messages.unwrap_or(cfg.max_messages),
+                max_tokens: args.max_tokens_limit.unwrap_or(cfg.max_tokens_limit),
+            },
+        },
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let server = Server::bind(options.clone()).await?;
+        let bound = server.local_addr()?;
+        // The one line scripts wait for: the address actually bound.
+        println!("serving {} on http://{bound}/v1", options.served_model_name);
+        server.run(axum::Router::new(), shutdown_signal()).await?;
+        println!("stopped: drained in-flight requests");
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what systemd and EC2 send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn init_logs(format: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        "text" => builder.init(),
+        "json" => builder.json().init(),
+        other => bail!("log_format must be text or json, not {other:?}"),
+    }
+    Ok(())
+}
