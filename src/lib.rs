@@ -19,4 +19,5 @@ pub mod rag;
 pub mod tokenize;
 
 pub use error::{Error, Result};
+pub mod merge;
 pub mod train;
