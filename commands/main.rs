@@ -6,8 +6,11 @@ mod config;
 mod db;
 mod embed_catalog;
 mod eval;
+mod eval_perplexity;
 mod generate;
 mod import_gguf;
+mod merge;
+mod quantize;
 mod search;
 mod synth;
 mod template;
@@ -46,6 +49,10 @@ enum Command {
     Db(db::Args),
     /// Synthetic chat JSONL from the store: offline templates, an OpenAI-compatible teacher, or imported logs.
     Synth(synth::Args),
+    /// Merge a PEFT LoRA adapter into its full-precision base (a complete, sharded HF directory).
+    Merge(merge::Args),
+    /// Quantize a model to 4 bits (AWQ or RTN) in the AutoAWQ gemm format vLLM and stylevn load.
+    Quantize(quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +67,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::exec(args),
         Command::Db(args) => db::exec(args),
         Command::Synth(args) => synth::exec(args),
+        Command::Merge(args) => merge::exec(args),
+        Command::Quantize(args) => quantize::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

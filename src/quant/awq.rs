@@ -19,6 +19,10 @@
 //! The layer runs through the engine's own [`Transformer::layer_forward`]: group
 //! inputs are recorded by wrapping projections, and the self-attention output is the
 //! layer output with the MLP replaced by zeros, minus its input.
+//!
+//! One deviation, for CPU time: `x_mean`, the clip samples and the next layer's input
+//! use every calibration token, but the scale-search losses (20 block forwards per
+//! group) are measured on the first calibration sequences only ([`SearchSet`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -126,6 +130,16 @@ pub struct AwqLayer {
     pub output: Tensor,
 }
 
+/// The calibration sequences the scale-search losses are measured on: the first
+/// `tokens` rows of the packed batch, with their own packing.
+#[derive(Debug, Clone)]
+pub struct SearchSet {
+    /// Rows of the packed batch (whole sequences from the start).
+    pub tokens: usize,
+    /// Where those sequences lie.
+    pub packing: Packing,
+}
+
 /// `x Wᵀ + b`.
 fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let y = x.matmul(&w.t()?)?;
@@ -137,7 +151,14 @@ fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
 
 /// Runs AWQ on layer `li` of `model` (dense f32 projections) for the packed
 /// calibration hidden states `x` `(tokens, hidden)`. The model is left as it was.
-pub fn awq_layer(model: &mut Transformer, li: usize, x: &Tensor, packing: &Packing, group: usize) -> Result<AwqLayer> {
+pub fn awq_layer(
+    model: &mut Transformer,
+    li: usize,
+    x: &Tensor,
+    packing: &Packing,
+    search: &SearchSet,
+    group: usize,
+) -> Result<AwqLayer> {
     // Dense weights and biases of the seven projections.
     let mut weights = Vec::with_capacity(7);
     let mut biases = Vec::with_capacity(7);
@@ -168,6 +189,8 @@ pub fn awq_layer(model: &mut Transformer, li: usize, x: &Tensor, packing: &Packi
             .ok_or_else(|| Error::msg("AWQ: a group input was not recorded"))
     };
     let (x_attn, x_o, x_mlp, x_down) = (take(0)?, take(1)?, take(2)?, take(3)?);
+    let head = |t: &Tensor| t.narrow(0, 0, search.tokens);
+    let (x_s, x_o_s, x_mlp_s, x_down_s) = (head(x)?, head(&x_o)?, head(&x_mlp)?, head(&x_down)?);
 
     // 2. Scale search. Self-attention output = layer output with a zero MLP, minus x.
     let mlp_dims = [(GATE, weights[GATE].dims2()?), (UP, weights[UP].dims2()?), (DOWN, weights[DOWN].dims2()?)];
@@ -176,7 +199,7 @@ pub fn awq_layer(model: &mut Transformer, li: usize, x: &Tensor, packing: &Packi
         saved_mlp.push((j, swap(model, li, j, Box::new(ZeroProjection { in_features: i, out_features: o }))));
     }
     let attn_search = (|| -> Result<(Tensor, f64)> {
-        let reference = model.layer_forward(li, x, packing, None, Mode::Infer)?;
+        let reference = model.layer_forward(li, &x_s, &search.packing, None, Mode::Infer)?;
         let ws = [&weights[Q], &weights[K], &weights[V]];
         search_scale(&ws, &x_mean(&x_attn)?, group, &mut |cands: &[Tensor]| {
             let old: Vec<_> = [Q, K, V]
@@ -184,7 +207,7 @@ pub fn awq_layer(model: &mut Transformer, li: usize, x: &Tensor, packing: &Packi
                 .zip(cands)
                 .map(|(&j, w)| (j, swap(model, li, j, Box::new(DenseLinear::new(w.clone(), biases[j].clone())))))
                 .collect();
-            let out = model.layer_forward(li, x, packing, None, Mode::Infer);
+            let out = model.layer_forward(li, &x_s, &search.packing, None, Mode::Infer);
             for (j, p) in old {
                 swap(model, li, j, p);
             }
@@ -198,9 +221,9 @@ pub fn awq_layer(model: &mut Transformer, li: usize, x: &Tensor, packing: &Packi
 
     let vo_match = weights[V].dim(0)? == weights[O].dim(1)?;
     let vo = if vo_match {
-        let reference = linear(&x_o, &weights[O], biases[O].as_ref())?;
+        let reference = linear(&x_o_s, &weights[O], biases[O].as_ref())?;
         Some(search_scale(&[&weights[O]], &x_mean(&x_o)?, group, &mut |c: &[Tensor]| {
-            mse(&linear(&x_o, &c[0], biases[O].as_ref())?, &reference)
+            mse(&linear(&x_o_s, &c[0], biases[O].as_ref())?, &reference)
         })?)
     } else {
         None
@@ -210,14 +233,14 @@ pub fn awq_layer(model: &mut Transformer, li: usize, x: &Tensor, packing: &Packi
         let h = (linear(x, g, biases[GATE].as_ref())?.silu()? * linear(x, u, biases[UP].as_ref())?)?;
         linear(&h, d, biases[DOWN].as_ref())
     };
-    let reference = mlp(&x_mlp, &weights[GATE], &weights[UP], &weights[DOWN])?;
+    let reference = mlp(&x_mlp_s, &weights[GATE], &weights[UP], &weights[DOWN])?;
     let (s_mlp, r_mlp) =
         search_scale(&[&weights[GATE], &weights[UP]], &x_mean(&x_mlp)?, group, &mut |c: &[Tensor]| {
-            mse(&mlp(&x_mlp, &c[0], &c[1], &weights[DOWN])?, &reference)
+            mse(&mlp(&x_mlp_s, &c[0], &c[1], &weights[DOWN])?, &reference)
         })?;
-    let reference = linear(&x_down, &weights[DOWN], biases[DOWN].as_ref())?;
+    let reference = linear(&x_down_s, &weights[DOWN], biases[DOWN].as_ref())?;
     let (s_down, r_down) = search_scale(&[&weights[DOWN]], &x_mean(&x_down)?, group, &mut |c: &[Tensor]| {
-        mse(&linear(&x_down, &c[0], biases[DOWN].as_ref())?, &reference)
+        mse(&linear(&x_down_s, &c[0], biases[DOWN].as_ref())?, &reference)
     })?;
 
     // 3. Fold the scales in.

@@ -5,7 +5,10 @@
 //!   `stylevn template` (they carry `input_ids`) are taken as they are;
 //! - any other file is read as plain text, tokenized whole and cut into windows.
 //!
-//! Each conversation (or window) is one sequence, truncated to `max_len` tokens.
+//! Each conversation (or window) is one sequence of at most `max_len` tokens. A
+//! conversation longer than that keeps its *last* `max_len` tokens: every rendered
+//! chat starts with the same system prompt and tool list, and the turns after them
+//! are what differs from one conversation to the next.
 
 use std::path::Path;
 
@@ -48,22 +51,19 @@ pub fn token_sequences(
             .lines()
             .find(|l| !l.trim().is_empty())
             .is_some_and(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.get("input_ids").is_some()));
-        if templated {
-            read_rows(path)?.into_iter().map(|r| r.input_ids).collect()
+        let rows = if templated {
+            read_rows(path)?
         } else {
             let template = ChatTemplate::from_model_files(files)?;
             let opts = TemplateOptions { max_len: usize::MAX, val_frac: 0.0, seed: 0 };
-            let set = template_chats(read_chats(path)?, &template, tokenizer, &opts, &|| {})?;
-            set.train.into_iter().map(|r| r.input_ids).collect()
-        }
+            template_chats(read_chats(path)?, &template, tokenizer, &opts, &|| {})?.train
+        };
+        rows.into_iter().map(|r| r.input_ids[r.input_ids.len().saturating_sub(max_len)..].to_vec()).collect()
     } else {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let ids = tokenizer.encode(text.as_str(), false)?.get_ids().to_vec();
         ids.chunks(max_len).map(<[u32]>::to_vec).collect()
     };
-    for s in &mut seqs {
-        s.truncate(max_len);
-    }
     seqs.retain(|s| s.len() >= 2);
     if seqs.is_empty() {
         return Err(Error::bad_input(path, None, "no sequence of at least 2 tokens"));

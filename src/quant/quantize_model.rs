@@ -15,7 +15,7 @@ use std::path::Path;
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
-use super::awq::awq_layer;
+use super::awq::{awq_layer, SearchSet};
 use super::awq_checkpoint::{write_awq_dir, AwqConfig, QuantizedTensor};
 use super::group_quant::GroupQuant;
 use crate::model::{load_transformer, DenseLoader, ModelConfig, ModelFiles};
@@ -71,6 +71,9 @@ pub struct QuantizeOptions {
     pub group_size: usize,
     /// Largest weight shard in bytes.
     pub max_shard_bytes: u64,
+    /// AWQ: calibration tokens (whole sequences, at least one) the scale-search
+    /// losses are measured on; statistics use every calibration token.
+    pub search_tokens: usize,
 }
 
 /// What was written.
@@ -173,9 +176,17 @@ pub fn quantize_model(
             let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
             (calib_sequences, calib_tokens) = (lens.len(), tokens.len());
             let packing = model.packing(&lens, None)?;
+            let mut search_seqs = 1;
+            while search_seqs < lens.len() && lens[..search_seqs + 1].iter().sum::<usize>() <= opts.search_tokens {
+                search_seqs += 1;
+            }
+            let search = SearchSet {
+                tokens: lens[..search_seqs].iter().sum(),
+                packing: model.packing(&lens[..search_seqs], None)?,
+            };
             let mut x = model.embed(&tokens)?;
             for li in 0..n_layers {
-                let layer = awq_layer(&mut model, li, &x, &packing, group)?;
+                let layer = awq_layer(&mut model, li, &x, &packing, &search, group)?;
                 for (j, q) in layer.quantized.into_iter().enumerate() {
                     tensors.insert(weight_name(li, j), QuantizedTensor::Int4(q));
                 }
@@ -212,6 +223,9 @@ pub fn quantize_model(
     }
     note.insert("calib_sequences".into(), calib_sequences.into());
     note.insert("calib_tokens".into(), calib_tokens.into());
+    if opts.method == QuantMethod::Awq {
+        note.insert("search_tokens".into(), opts.search_tokens.into());
+    }
     write_awq_dir(files, out, tensors, awq, note, opts.max_shard_bytes)?;
     Ok(QuantizeSummary { group_size: group, group_note, layers: n_layers, projections, calib_sequences, calib_tokens })
 }
