@@ -65,10 +65,16 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
             .context("progress template")?
             .progress_chars("=> "),
     );
-    let summary = merge_adapter(&base, &args.adapter, &args.out, &MergeOptions { dtype, max_shard_bytes }, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
+    let summary = merge_adapter(
+        &base,
+        &args.adapter,
+        &args.out,
+        &MergeOptions { dtype, max_shard_bytes },
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     if args.json {

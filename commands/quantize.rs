@@ -30,7 +30,7 @@ pub struct Args {
     /// text file. [config: calib, default data/chats.jsonl]
     #[arg(long)]
     calib: Option<PathBuf>,
-    /// Calibration sequences. [config: calib_samples, default 128]
+    /// Calibration sequences. [config: calib_samples, default 32]
     #[arg(long)]
     calib_samples: Option<usize>,
     /// Tokens per calibration sequence, at most. [config: calib_len, default 512]
@@ -77,7 +77,7 @@ impl Default for Config {
         Config {
             method: "awq".into(),
             calib: PathBuf::from("data/chats.jsonl"),
-            calib_samples: 128,
+            calib_samples: 32,
             calib_len: 512,
             group_size: 128,
             search_tokens: 2048,
@@ -103,7 +103,8 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         }
         let tokenizer = files.load_tokenizer()?;
         let len = args.calib_len.unwrap_or(cfg.calib_len);
-        let seqs = token_sequences(&path, &files, &tokenizer, len).with_context(|| format!("calibration data {}", path.display()))?;
+        let seqs = token_sequences(&path, &files, &tokenizer, len)
+            .with_context(|| format!("calibration data {}", path.display()))?;
         sample_sequences(seqs, args.calib_samples.unwrap_or(cfg.calib_samples), args.seed.unwrap_or(cfg.seed))
     } else {
         Vec::new()

@@ -44,7 +44,8 @@ fn merged_weights_equal_peft_merge_and_unload() {
     // 40 kB shards: the tiny model (~90k f32 values) spans several.
     merge(base.path(), &adapter(), out.path(), None, 40_000).unwrap();
     let merged = all_tensors(out.path());
-    let want = candle_core::safetensors::load(root().join("tests/golden/merge_tiny_qwen2.safetensors"), &Device::Cpu).unwrap();
+    let want =
+        candle_core::safetensors::load(root().join("tests/golden/merge_tiny_qwen2.safetensors"), &Device::Cpu).unwrap();
     assert_eq!(want.len(), 14);
     for (name, w) in &want {
         let diff = max_abs_diff(&values(&merged[name]), &values(w));
@@ -82,7 +83,8 @@ fn merged_directory_is_sharded_complete_and_gives_transformers_logits() {
     assert_eq!(note["scale"], 2.0);
 
     let g = golden("merge_tiny_qwen2_logits.json");
-    let model = load_transformer(&ModelFiles::from_dir(out.path()).unwrap(), DType::F32, &Device::Cpu, &DenseLoader).unwrap();
+    let model =
+        load_transformer(&ModelFiles::from_dir(out.path()).unwrap(), DType::F32, &Device::Cpu, &DenseLoader).unwrap();
     let tokens = ids(&g["ids"]);
     let logits = model.forward(&tokens, &[tokens.len()], None, Mode::Infer, LogitsAt::All).unwrap();
     let got: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
@@ -101,7 +103,8 @@ fn stores_the_requested_dtype() {
     assert!(!out.path().join("model.safetensors.index.json").exists());
     let merged = all_tensors(out.path());
     assert!(merged.values().all(|t| t.dtype() == DType::BF16));
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(config["torch_dtype"], "bfloat16");
 }
 
@@ -119,8 +122,12 @@ fn refuses_adapters_that_do_not_fit_the_base() {
     TINY_MODELS[0].write_dir(base.path()).unwrap();
     let bad = tempfile::tempdir().unwrap();
     std::fs::copy(adapter().join("adapter_config.json"), bad.path().join("adapter_config.json")).unwrap();
-    let mut tensors = candle_core::safetensors::load(adapter().join("adapter_model.safetensors"), &Device::Cpu).unwrap();
-    tensors.insert("base_model.model.lm_head.lora_A.weight".into(), Tensor::zeros((4, 64), DType::F32, &Device::Cpu).unwrap());
+    let mut tensors =
+        candle_core::safetensors::load(adapter().join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+    tensors.insert(
+        "base_model.model.lm_head.lora_A.weight".into(),
+        Tensor::zeros((4, 64), DType::F32, &Device::Cpu).unwrap(),
+    );
     candle_core::safetensors::save(&tensors, bad.path().join("adapter_model.safetensors")).unwrap();
     let err = merge(base.path(), bad.path(), out.path(), None, 1 << 30).unwrap_err().to_string();
     assert!(err.contains("lm_head.lora_A.weight") && err.contains("not a decoder-layer projection"), "{err}");
@@ -133,8 +140,10 @@ fn refuses_adapters_that_do_not_fit_the_base() {
     assert!(err.contains("lacks its lora_A or lora_B"), "{err}");
 
     // A quantized base.
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(base.path().join("config.json")).unwrap()).unwrap();
-    config["quantization_config"] = serde_json::json!({"quant_method": "awq", "bits": 4, "group_size": 32, "zero_point": true, "version": "gemm"});
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(base.path().join("config.json")).unwrap()).unwrap();
+    config["quantization_config"] =
+        serde_json::json!({"quant_method": "awq", "bits": 4, "group_size": 32, "zero_point": true, "version": "gemm"});
     std::fs::write(base.path().join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
     let err = merge(base.path(), &adapter(), out.path(), None, 1 << 30).unwrap_err().to_string();
     assert!(err.contains("quantized"), "{err}");

@@ -48,7 +48,8 @@ fn awq_checkpoint_unpacks_to_exactly_the_engine_weights() {
     if std::env::var("STYLEVN_WRITE_GOLDEN").is_ok() {
         quantize(0, QuantMethod::Awq, 32, &golden_dir());
     }
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(golden_dir().join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(golden_dir().join("config.json")).unwrap()).unwrap();
     assert_eq!(
         config["quantization_config"],
         serde_json::json!({"bits": 4, "group_size": 32, "modules_to_not_convert": null, "quant_method": "awq",
@@ -62,7 +63,8 @@ fn awq_checkpoint_unpacks_to_exactly_the_engine_weights() {
         let (w, _) = proj.dense_weight().unwrap();
         // The engine holds 4-bit codes, not a dense copy.
         assert!(proj.stored_bytes().unwrap() < w.elem_count(), "{name} is not int4");
-        let bytes: Vec<u8> = w.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> =
+            w.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect();
         let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         let g = &want["projections"][&name];
         assert_eq!(w.dims(), common::ids(&g["shape"]).iter().map(|&d| d as usize).collect::<Vec<_>>().as_slice());
@@ -121,7 +123,8 @@ fn group_size_is_reduced_to_fit_and_the_directory_decodes() {
     let summary = quantize(2, QuantMethod::Awq, 128, out.path());
     assert_eq!(summary.group_size, 16);
     assert!(summary.group_note.unwrap().contains("using 16"));
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(config["quantization_config"]["group_size"], 16);
     assert_eq!(config["torch_dtype"], "float16");
     let model = load(out.path());

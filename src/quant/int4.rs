@@ -107,9 +107,13 @@ impl Int4Weight {
 
     fn dequantize_row(&self, r: usize, row: &mut [f32]) {
         let groups = self.groups();
-        for (c, v) in row.iter_mut().enumerate() {
-            let g = r * groups + c / self.group;
-            *v = (self.code(r, c) as f32 - self.zeros[g]) * self.scales[g];
+        let words = &self.words[r * self.cols / 8..(r + 1) * self.cols / 8];
+        for (w, (&word, out)) in words.iter().zip(row.chunks_exact_mut(8)).enumerate() {
+            let g = r * groups + w * 8 / self.group;
+            let (z, s) = (self.zeros[g], self.scales[g]);
+            for (i, v) in out.iter_mut().enumerate() {
+                *v = (((word >> (4 * i)) & 0xF) as f32 - z) * s;
+            }
         }
     }
 
@@ -122,33 +126,29 @@ impl Int4Weight {
         let xsums: Vec<f32> = x.chunks_exact(self.group).map(|g| g.iter().sum()).collect();
         let kernel = row_kernel();
         let words_per_row = self.cols / 8;
-        // Rows in parallel; each task writes its rows of every token into a local buffer.
         let rows_per_task = (self.rows / (rayon::current_num_threads() * 4)).max(8);
-        let parts: Vec<(usize, Vec<f32>)> = (0..self.rows)
-            .into_par_iter()
-            .step_by(rows_per_task)
-            .map(|first| {
-                let last = (first + rows_per_task).min(self.rows);
-                let mut part = vec![0f32; (last - first) * n];
-                for r in first..last {
-                    let words = &self.words[r * words_per_row..(r + 1) * words_per_row];
-                    let scales = &self.scales[r * groups..(r + 1) * groups];
-                    let zeros = &self.zeros[r * groups..(r + 1) * groups];
-                    for t in 0..n {
-                        let xt = &x[t * self.cols..(t + 1) * self.cols];
-                        let st = &xsums[t * groups..(t + 1) * groups];
-                        part[(r - first) * n + t] = kernel(words, xt, scales, zeros, st, self.group);
-                    }
+        // Row-major [rows, n]: each task fills whole rows.
+        let mut y_rows = vec![0f32; self.rows * n];
+        y_rows.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(task, ys)| {
+            for (j, yr) in ys.chunks_exact_mut(n).enumerate() {
+                let r = task * rows_per_task + j;
+                let words = &self.words[r * words_per_row..(r + 1) * words_per_row];
+                let scales = &self.scales[r * groups..(r + 1) * groups];
+                let zeros = &self.zeros[r * groups..(r + 1) * groups];
+                for (t, y) in yr.iter_mut().enumerate() {
+                    let xt = &x[t * self.cols..(t + 1) * self.cols];
+                    let st = &xsums[t * groups..(t + 1) * groups];
+                    *y = kernel(words, xt, scales, zeros, st, self.group);
                 }
-                (first, part)
-            })
-            .collect();
+            }
+        });
+        if n == 1 {
+            return y_rows;
+        }
         let mut y = vec![0f32; n * self.rows];
-        for (first, part) in parts {
-            for (j, vals) in part.chunks_exact(n).enumerate() {
-                for (t, v) in vals.iter().enumerate() {
-                    y[t * self.rows + first + j] = *v;
-                }
+        for (r, yr) in y_rows.chunks_exact(n).enumerate() {
+            for (t, v) in yr.iter().enumerate() {
+                y[t * self.rows + r] = *v;
             }
         }
         y
@@ -215,24 +215,25 @@ unsafe fn row_avx2(words: &[u32], x: &[f32], scales: &[f32], zeros: &[f32], xsum
     let mut correction = 0f32;
     let px = x.as_ptr();
     for g in 0..scales.len() {
-        let mut acc0 = _mm256_setzero_ps();
-        let mut acc1 = _mm256_setzero_ps();
+        let mut acc = [_mm256_setzero_ps(); 4];
         let base = g * wpg;
         let mut w = 0;
-        while w + 2 <= wpg {
-            let q0 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(words[base + w] as i32), shifts), mask);
-            let q1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(words[base + w + 1] as i32), shifts), mask);
-            let x0 = _mm256_loadu_ps(px.add((base + w) * 8));
-            let x1 = _mm256_loadu_ps(px.add((base + w + 1) * 8));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q0), x0, acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q1), x1, acc1);
-            w += 2;
+        while w + 4 <= wpg {
+            for (k, acc_k) in acc.iter_mut().enumerate() {
+                let word = _mm256_set1_epi32(*words.get_unchecked(base + w + k) as i32);
+                let q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(word, shifts), mask));
+                *acc_k = _mm256_fmadd_ps(q, _mm256_loadu_ps(px.add((base + w + k) * 8)), *acc_k);
+            }
+            w += 4;
         }
-        if w < wpg {
-            let q0 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(words[base + w] as i32), shifts), mask);
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q0), _mm256_loadu_ps(px.add((base + w) * 8)), acc0);
+        while w < wpg {
+            let word = _mm256_set1_epi32(*words.get_unchecked(base + w) as i32);
+            let q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(word, shifts), mask));
+            acc[0] = _mm256_fmadd_ps(q, _mm256_loadu_ps(px.add((base + w) * 8)), acc[0]);
+            w += 1;
         }
-        total = _mm256_fmadd_ps(_mm256_set1_ps(scales[g]), _mm256_add_ps(acc0, acc1), total);
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        total = _mm256_fmadd_ps(_mm256_set1_ps(scales[g]), sum, total);
         correction += scales[g] * zeros[g] * xsums[g];
     }
     let mut lanes = [0f32; 8];
