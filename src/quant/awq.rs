@@ -162,10 +162,10 @@ pub fn awq_layer(
     // Dense weights and biases of the seven projections.
     let mut weights = Vec::with_capacity(7);
     let mut biases = Vec::with_capacity(7);
-    for j in 0..PROJECTION_NAMES.len() {
+    for (j, name) in PROJECTION_NAMES.iter().enumerate() {
         let (w, b) = slot(model, li, j)
             .dense_weight()
-            .ok_or_else(|| Error::msg(format!("layer {li} {}: AWQ needs dense weights", PROJECTION_NAMES[j])))?;
+            .ok_or_else(|| Error::msg(format!("layer {li} {name}: AWQ needs dense weights")))?;
         weights.push(w.to_dtype(candle_core::DType::F32)?);
         biases.push(b);
     }
