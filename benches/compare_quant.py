@@ -130,7 +130,8 @@ def main():
         "",
         f"4-bit, zero point, group size {awq_info['group_size']} for both methods (128 does not divide the hidden size "
         f"576; see `stylevn quantize --help`). AWQ calibration: {awq_info['calib_sequences']} conversations of "
-        f"data/chats.jsonl, {awq_info['calib_tokens']} tokens (configs/quantize.toml).",
+        f"data/chats.jsonl, {awq_info['calib_tokens']} tokens (configs/quantize.toml). The full-precision model is "
+        "the f32 import of the Q4_1 GGUF (models/smollm2-135m-instruct), so its weights already carry Q4_1 rounding.",
         "",
         "| model | " + " | ".join(f"perplexity, {s[0]}" for s in sets) + " |",
         "|---|" + "---:|" * len(sets),
