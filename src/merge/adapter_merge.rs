@@ -3,17 +3,18 @@
 //! `get_delta_weight`): `W += (B @ A) * scale`, `scale = alpha / r` (rsLoRA
 //! `alpha / sqrt(r)`), computed in f32, then stored in the output dtype.
 //!
-//! The base is read memory-mapped and the output streamed tensor by tensor through
-//! [`write_sharded`], so peak memory stays near one tensor plus the adapter.
+//! The base is read tensor by tensor with positioned reads ([`TensorReader`]) and the
+//! output streamed through [`write_sharded`], so peak memory stays near one tensor
+//! plus the adapter.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
 use super::model_dir::{copy_side_files, natural_key, torch_dtype_name, write_config, write_provenance};
 use super::shard_writer::{write_sharded, TensorSpec};
+use super::tensor_reader::TensorReader;
 use crate::lora::adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use crate::lora::LoraConfig;
 use crate::model::transformer::PROJECTION_NAMES;
@@ -63,16 +64,12 @@ pub fn merge_adapter(
     if base.weights.is_empty() {
         return Err(Error::msg(format!("{}: no safetensors weights to merge into", base.spec)));
     }
-    // SAFETY: read-only maps of files stylevn does not write while merging.
-    let st = unsafe { MmapedSafetensors::multi(&base.weights)? };
+    let st = TensorReader::open(&base.weights)?;
     let mut specs: Vec<TensorSpec> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let stored = DType::try_from(view.dtype())?;
-            Ok(TensorSpec { name, dtype: opts.dtype.unwrap_or(stored), shape: view.shape().to_vec() })
-        })
-        .collect::<Result<_>>()?;
+        .entries
+        .iter()
+        .map(|e| TensorSpec { name: e.name.clone(), dtype: opts.dtype.unwrap_or(e.dtype), shape: e.shape.clone() })
+        .collect();
     specs.sort_by_key(|s| natural_key(&s.name));
     for (module, (a, b)) in &updates {
         let name = format!("{module}.weight");
@@ -91,7 +88,7 @@ pub fn merge_adapter(
     let scale = lora.scale();
     let total = specs.len();
     let summary = write_sharded(out, &specs, opts.max_shard_bytes, |i, spec| {
-        let w = st.load(&spec.name, &Device::Cpu)?;
+        let w = st.load(&spec.name)?;
         let merged = match spec.name.strip_suffix(".weight").and_then(|m| updates.get(m)) {
             Some((a, b)) => (w.to_dtype(DType::F32)? + (b.matmul(a)? * scale)?)?,
             None => w,
