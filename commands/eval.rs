@@ -37,6 +37,8 @@ enum EvalCommand {
     /// Score an existing predictions file (JSONL: prediction, reference, optional contexts)
     /// with ROUGE, chrF and grounding; needs no endpoint.
     Score(ScoreArgs),
+    /// Token-level perplexity of a local model (full precision or AWQ) on held-out text.
+    Perplexity(crate::eval_perplexity::PerplexityArgs),
 }
 
 #[derive(clap::Args)]
@@ -196,6 +198,7 @@ impl Default for Config {
 pub fn exec(args: Args) -> anyhow::Result<()> {
     match args.command {
         Some(EvalCommand::Score(s)) => exec_score(s),
+        Some(EvalCommand::Perplexity(p)) => crate::eval_perplexity::exec(p),
         None => exec_run(*args.run),
     }
 }

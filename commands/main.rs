@@ -6,9 +6,12 @@ mod config;
 mod db;
 mod embed_catalog;
 mod eval;
+mod eval_perplexity;
 mod generate;
 mod import_gguf;
 mod pipeline;
+mod merge;
+mod quantize;
 mod search;
 mod serve;
 mod synth;
@@ -52,6 +55,10 @@ enum Command {
     Pipeline(pipeline::Args),
     /// OpenAI-compatible chat server: continuous batching, prefix caching, tool calls, or an upstream proxy.
     Serve(Box<serve::Args>),
+    /// Merge a PEFT LoRA adapter into its full-precision base (a complete, sharded HF directory).
+    Merge(merge::Args),
+    /// Quantize a model to 4 bits (AWQ or RTN) in the AutoAWQ gemm format vLLM and stylevn load.
+    Quantize(quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +75,8 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth::exec(args),
         Command::Pipeline(args) => pipeline::exec(args),
         Command::Serve(args) => serve::exec(*args),
+        Command::Merge(args) => merge::exec(args),
+        Command::Quantize(args) => quantize::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod generate;
 pub mod jsonl;
 pub mod lora;
+pub mod merge;
 pub mod model;
 pub mod pipeline;
 pub mod plot;
@@ -19,7 +20,6 @@ pub mod quant;
 pub mod rag;
 pub mod serve;
 pub mod tokenize;
-
 pub mod train;
 
 pub use error::{Error, Result};

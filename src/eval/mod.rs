@@ -34,3 +34,4 @@ pub use report::{compare, Delta, Report, ReportMeta, Thresholds};
 pub use rouge::{rouge, RougeScore, RougeScores};
 pub use runner::{run_cases, CaseResult, RunOptions};
 pub use score::{score_pairs, Pair, ScoreOutput};
+pub mod perplexity;

@@ -6,3 +6,20 @@ pub mod nf4_linear;
 
 pub use nf4::Nf4Weight;
 pub use nf4_linear::{Nf4Linear, Nf4Loader};
+
+// AWQ / RTN int4: the group quantizer, the AutoAWQ gemm layout, the CPU kernel and
+// the `stylevn quantize` pipeline.
+pub mod awq;
+pub mod awq_checkpoint;
+pub mod awq_gemm;
+pub mod awq_search;
+pub mod calib;
+pub mod group_quant;
+pub mod int4;
+pub mod int4_linear;
+pub mod quantize_model;
+
+pub use awq_checkpoint::{AwqConfig, AwqLoader};
+pub use int4::Int4Weight;
+pub use int4_linear::Int4Linear;
+pub use quantize_model::{quantize_model, QuantMethod, QuantizeOptions, QuantizeSummary};

@@ -1,0 +1,103 @@
+//! `stylevn merge`: fold a PEFT LoRA adapter into its full-precision base.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use stylevn::merge::{merge_adapter, parse_size, MergeOptions};
+use stylevn::model::linear::parse_dtype;
+use stylevn::model::ModelFiles;
+
+/// Merge a LoRA adapter into its base (`W += (B @ A) * alpha / r`, as PEFT's
+/// merge_and_unload) and write a complete HF directory: sharded safetensors with
+/// model.safetensors.index.json, config.json, tokenizer files, chat template,
+/// generation config and a provenance note. Streams tensor by tensor.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Full-precision base model: HF directory or repo id (never the NF4 training copy).
+    #[arg(long)]
+    base: String,
+    /// PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
+    #[arg(long)]
+    adapter: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Stored dtype: bf16, f16, f32, or auto (each base tensor's own). [config: dtype, default auto]
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Largest weight shard, e.g. 5GB or 500MB. [config: max_shard_size, default 5GB]
+    #[arg(long)]
+    max_shard_size: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Config file (default: configs/merge.toml when present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// `configs/merge.toml`.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Config {
+    dtype: String,
+    max_shard_size: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { dtype: "auto".into(), max_shard_size: "5GB".into() }
+    }
+}
+
+pub fn exec(args: Args) -> anyhow::Result<()> {
+    let cfg: Config = crate::config::load(args.config.as_deref(), "merge.toml")?;
+    let dtype_name = args.dtype.unwrap_or(cfg.dtype);
+    let dtype = if dtype_name == "auto" { None } else { Some(parse_dtype(&dtype_name)?) };
+    let max_shard_bytes = parse_size(args.max_shard_size.as_deref().unwrap_or(&cfg.max_shard_size))?;
+    let base = ModelFiles::resolve(&args.base)?;
+    let started = Instant::now();
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("merging [{bar:30}] {pos}/{len} tensors ({elapsed})")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    let summary = merge_adapter(
+        &base,
+        &args.adapter,
+        &args.out,
+        &MergeOptions { dtype, max_shard_bytes },
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "out": args.out, "merged_modules": summary.merged_modules, "tensors": summary.tensors,
+                "files": summary.files, "bytes": summary.total_bytes, "scale": summary.scale, "seconds": secs,
+            })
+        );
+    } else {
+        println!(
+            "merged {} ({} modules, scale {}) into {}: {} tensors, {:.0} MB in {} file(s) -> {} in {:.1}s",
+            args.adapter.display(),
+            summary.merged_modules,
+            summary.scale,
+            args.base,
+            summary.tensors,
+            summary.total_bytes as f64 / 1e6,
+            summary.files.len(),
+            args.out.display(),
+            secs
+        );
+    }
+    Ok(())
+}

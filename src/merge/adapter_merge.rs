@@ -1,0 +1,233 @@
+//! Merging a PEFT LoRA adapter into its base, exactly as PEFT's
+//! `merge_and_unload()` (huggingface/peft, src/peft/tuners/lora/layer.py
+//! `get_delta_weight`): `W += (B @ A) * scale`, `scale = alpha / r` (rsLoRA
+//! `alpha / sqrt(r)`), computed in f32, then stored in the output dtype.
+//!
+//! The base is read tensor by tensor with positioned reads ([`TensorReader`]) and the
+//! output streamed through [`write_sharded`], so peak memory stays near one tensor
+//! plus the adapter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use super::model_dir::{copy_side_files, natural_key, torch_dtype_name, write_config, write_provenance};
+use super::shard_writer::{write_sharded, TensorSpec};
+use super::tensor_reader::TensorReader;
+use crate::lora::adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use crate::lora::LoraConfig;
+use crate::model::transformer::PROJECTION_NAMES;
+use crate::model::{ModelConfig, ModelFiles};
+use crate::{Error, Result};
+
+/// How to write the merged model.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// Stored dtype of every tensor; `None` keeps each base tensor's own dtype.
+    pub dtype: Option<DType>,
+    /// Largest shard in bytes.
+    pub max_shard_bytes: u64,
+}
+
+/// What a merge wrote.
+#[derive(Debug, Clone)]
+pub struct MergeSummary {
+    /// Projections that received an update.
+    pub merged_modules: usize,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Weight files written.
+    pub files: Vec<String>,
+    /// Bytes of tensor data.
+    pub total_bytes: u64,
+    /// The scale applied to `B @ A`.
+    pub scale: f64,
+}
+
+/// The `(lora_A [r, in], lora_B [out, r])` pair of every adapted module, by HF module name.
+type Updates = BTreeMap<String, (Tensor, Tensor)>;
+
+/// Merges the PEFT adapter in `adapter_dir` into `base` and writes a complete HF
+/// directory into `out`. `on_tensor(done, total)` reports progress.
+pub fn merge_adapter(
+    base: &ModelFiles,
+    adapter_dir: &Path,
+    out: &Path,
+    opts: &MergeOptions,
+    on_tensor: &mut dyn FnMut(usize, usize),
+) -> Result<MergeSummary> {
+    let config = ModelConfig::from_file(&base.config)?;
+    refuse_quantized_base(base)?;
+    let lora = read_adapter_config(&adapter_dir.join(ADAPTER_CONFIG))?;
+    let updates = read_updates(&adapter_dir.join(ADAPTER_WEIGHTS), &config, &lora)?;
+    if base.weights.is_empty() {
+        return Err(Error::msg(format!("{}: no safetensors weights to merge into", base.spec)));
+    }
+    let st = TensorReader::open(&base.weights)?;
+    let mut specs: Vec<TensorSpec> = st
+        .entries
+        .iter()
+        .map(|e| TensorSpec { name: e.name.clone(), dtype: opts.dtype.unwrap_or(e.dtype), shape: e.shape.clone() })
+        .collect();
+    specs.sort_by_key(|s| natural_key(&s.name));
+    for (module, (a, b)) in &updates {
+        let name = format!("{module}.weight");
+        let spec = specs.iter().find(|s| s.name == name).ok_or_else(|| {
+            Error::msg(format!("adapter module `{module}` has no weight `{name}` in the base {}", base.spec))
+        })?;
+        let want = [b.dim(0)?, a.dim(1)?];
+        if spec.shape != want {
+            return Err(Error::msg(format!(
+                "adapter module `{module}` updates a {want:?} weight but the base has {:?}: wrong base model",
+                spec.shape
+            )));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let scale = lora.scale();
+    let total = specs.len();
+    let summary = write_sharded(out, &specs, opts.max_shard_bytes, |i, spec| {
+        let w = st.load(&spec.name)?;
+        let merged = match spec.name.strip_suffix(".weight").and_then(|m| updates.get(m)) {
+            Some((a, b)) => (w.to_dtype(DType::F32)? + (b.matmul(a)? * scale)?)?,
+            None => w,
+        };
+        on_tensor(i + 1, total);
+        Ok(merged)
+    })?;
+    write_config(base, out, |c| {
+        if let Some(d) = opts.dtype {
+            c.insert("torch_dtype".into(), torch_dtype_name(d).into());
+        }
+    })?;
+    copy_side_files(base, out)?;
+    let mut note = serde_json::Map::new();
+    note.insert("stage".into(), "merge".into());
+    note.insert("base".into(), base.spec.clone().into());
+    note.insert("adapter".into(), adapter_dir.display().to_string().into());
+    note.insert("lora_r".into(), lora.r.into());
+    note.insert("lora_alpha".into(), lora.alpha.into());
+    note.insert("use_rslora".into(), lora.use_rslora.into());
+    note.insert("scale".into(), scale.into());
+    note.insert("merged_modules".into(), updates.len().into());
+    write_provenance(out, note)?;
+    Ok(MergeSummary {
+        merged_modules: updates.len(),
+        tensors: specs.len(),
+        files: summary.files,
+        total_bytes: summary.total_bytes,
+        scale,
+    })
+}
+
+/// A quantized base would be merged into its dequantized copy; refuse and say why.
+fn refuse_quantized_base(base: &ModelFiles) -> Result<()> {
+    let text = std::fs::read_to_string(&base.config).map_err(|e| Error::io(&base.config, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::bad_input(&base.config, Some(e.line()), e.to_string()))?;
+    if !json["quantization_config"].is_null() {
+        return Err(Error::bad_input(
+            &base.config,
+            None,
+            "the base is quantized (quantization_config is set); merge into the full-precision base, then quantize",
+        ));
+    }
+    Ok(())
+}
+
+/// The adapter's config, refusing what `W += (B @ A) * scale` cannot express.
+fn read_adapter_config(path: &Path) -> Result<LoraConfig> {
+    let lora = LoraConfig::from_peft_file(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::bad_input(path, Some(e.line()), e.to_string()))?;
+    for field in ["rank_pattern", "alpha_pattern"] {
+        if json[field].as_object().is_some_and(|m| !m.is_empty()) {
+            return Err(Error::bad_input(
+                path,
+                None,
+                format!("field `{field}`: per-module ranks or alphas are not supported"),
+            ));
+        }
+    }
+    if json["fan_in_fan_out"] == true {
+        return Err(Error::bad_input(path, None, "field `fan_in_fan_out`: must be false (Linear layers only)"));
+    }
+    Ok(lora)
+}
+
+/// `(out, in)` of projection `block.proj` in a model of `config`.
+fn projection_shape(config: &ModelConfig, proj: &str) -> Option<(usize, usize)> {
+    let (h, hd) = (config.hidden_size, config.head_dim());
+    let (q, kv, i) = (config.num_attention_heads * hd, config.num_kv_heads() * hd, config.intermediate_size);
+    Some(match proj {
+        "self_attn.q_proj" => (q, h),
+        "self_attn.k_proj" | "self_attn.v_proj" => (kv, h),
+        "self_attn.o_proj" => (h, q),
+        "mlp.gate_proj" | "mlp.up_proj" => (i, h),
+        "mlp.down_proj" => (h, i),
+        _ => return None,
+    })
+}
+
+/// Reads and checks every `lora_A`/`lora_B` pair against the base's config.
+fn read_updates(path: &Path, config: &ModelConfig, lora: &LoraConfig) -> Result<Updates> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| Error::bad_input(path, None, format!("not a safetensors file: {e}")))?;
+    let targets = lora.targets()?;
+    let mut halves: HashMap<String, (Option<Tensor>, Option<Tensor>)> = HashMap::new();
+    for (key, t) in tensors {
+        let bad = |why: String| Error::bad_input(path, None, format!("tensor `{key}`: {why}"));
+        let (module, which) = key
+            .strip_prefix("base_model.model.")
+            .and_then(|k| {
+                k.strip_suffix(".lora_A.weight")
+                    .map(|m| (m, 'A'))
+                    .or_else(|| k.strip_suffix(".lora_B.weight").map(|m| (m, 'B')))
+            })
+            .ok_or_else(|| bad("not a LoRA weight (expected base_model.model.{module}.lora_{A,B}.weight)".into()))?;
+        let rest = module.strip_prefix("model.layers.").ok_or_else(|| bad("not a decoder-layer projection".into()))?;
+        let (layer, proj) = rest.split_once('.').ok_or_else(|| bad("not a decoder-layer projection".into()))?;
+        let layer: usize = layer.parse().map_err(|_| bad("bad layer index".into()))?;
+        if layer >= config.num_hidden_layers {
+            return Err(bad(format!(
+                "layer {layer} but the base has {} layers: wrong base model",
+                config.num_hidden_layers
+            )));
+        }
+        let (o, i) = projection_shape(config, proj).ok_or_else(|| bad(format!("unknown module `{proj}`")))?;
+        let short = proj.rsplit('.').next().unwrap_or(proj);
+        if !targets.contains(&short) || !PROJECTION_NAMES.contains(&short) {
+            return Err(bad(format!("module `{short}` is not in the adapter's target_modules")));
+        }
+        let want = if which == 'A' { [lora.r, i] } else { [o, lora.r] };
+        if t.dims() != want {
+            return Err(bad(format!(
+                "shape {:?}, the base with r={} needs {want:?}: wrong base model or rank",
+                t.dims(),
+                lora.r
+            )));
+        }
+        let slot = halves.entry(module.to_string()).or_default();
+        let t = t.to_dtype(DType::F32)?;
+        if which == 'A' {
+            slot.0 = Some(t)
+        } else {
+            slot.1 = Some(t)
+        }
+    }
+    let mut updates = Updates::new();
+    for (module, pair) in halves {
+        match pair {
+            (Some(a), Some(b)) => {
+                updates.insert(module, (a, b));
+            }
+            _ => return Err(Error::bad_input(path, None, format!("module `{module}` lacks its lora_A or lora_B"))),
+        }
+    }
+    if updates.is_empty() {
+        return Err(Error::bad_input(path, None, "the adapter holds no LoRA weights"));
+    }
+    Ok(updates)
+}

@@ -1,0 +1,191 @@
+//! AWQ model directories: `config.json`'s `quantization_config` (the fields vLLM
+//! reads: `{"quant_method": "awq", "bits": 4, "group_size": G, "zero_point": true,
+//! "version": "gemm", "modules_to_not_convert": null}`), the loader that turns each
+//! decoder projection's gemm tensors into an [`Int4Linear`], and the writer of a
+//! quantized directory (every other tensor in fp16, as AutoAWQ saves).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use serde_json::json;
+
+use super::awq_gemm::AwqGemmTensors;
+use super::group_quant::GroupQuant;
+use super::int4_linear::Int4Linear;
+use crate::merge::model_dir::{copy_side_files, natural_key, write_config, write_provenance};
+use crate::merge::{write_sharded, TensorSpec};
+use crate::model::linear::{DenseLoader, LinearLoader, Projection};
+use crate::model::ModelFiles;
+use crate::{Error, Result};
+
+/// Bits per weight (AutoAWQ `w_bit`).
+pub const AWQ_BITS: u64 = 4;
+
+/// What `quantization_config` says about an AWQ checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwqConfig {
+    /// Inputs per quantization group.
+    pub group_size: usize,
+}
+
+impl AwqConfig {
+    /// Reads `config.json`'s `quantization_config`: `None` for a full-precision
+    /// model, an error for a quantization stylevn cannot run.
+    pub fn from_model_config(path: &Path) -> Result<Option<Self>> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::bad_input(path, Some(e.line()), e.to_string()))?;
+        let q = &json["quantization_config"];
+        if q.is_null() {
+            return Ok(None);
+        }
+        let bad = |field: &str, why: &str| Error::bad_input(path, None, format!("quantization_config.{field}: {why}"));
+        let method = q["quant_method"].as_str().unwrap_or_default();
+        if !method.eq_ignore_ascii_case("awq") {
+            return Err(bad("quant_method", &format!("`{method}` is not supported (only awq)")));
+        }
+        if q["bits"].as_u64() != Some(AWQ_BITS) {
+            return Err(bad("bits", "only 4-bit AWQ is supported"));
+        }
+        if q["zero_point"] != true {
+            return Err(bad("zero_point", "only zero-point (asymmetric) AWQ is supported"));
+        }
+        if !q["version"].as_str().unwrap_or_default().eq_ignore_ascii_case("gemm") {
+            return Err(bad("version", "only the gemm layout is supported"));
+        }
+        if q["modules_to_not_convert"].as_array().is_some_and(|m| !m.is_empty()) {
+            return Err(bad("modules_to_not_convert", "must be null or empty"));
+        }
+        let group_size = q["group_size"].as_u64().ok_or_else(|| bad("group_size", "expected an integer"))? as usize;
+        Ok(Some(AwqConfig { group_size }))
+    }
+
+    /// The `quantization_config` object written into `config.json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "bits": AWQ_BITS,
+            "group_size": self.group_size,
+            "modules_to_not_convert": null,
+            "quant_method": "awq",
+            "version": "gemm",
+            "zero_point": true,
+        })
+    }
+}
+
+/// Loads decoder projections from AWQ gemm tensors into the int4 kernel; the LM
+/// head (never quantized by AutoAWQ) stays dense.
+#[derive(Debug, Clone, Copy)]
+pub struct AwqLoader {
+    /// The checkpoint's quantization.
+    pub config: AwqConfig,
+}
+
+impl LinearLoader for AwqLoader {
+    fn load(
+        &self,
+        vb: VarBuilder,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Box<dyn Projection>> {
+        if !name.starts_with("model.layers.") {
+            return DenseLoader.load(vb, name, in_features, out_features, bias);
+        }
+        let group = self.config.group_size;
+        if in_features % group != 0 || out_features % 8 != 0 {
+            return Err(Error::msg(format!(
+                "{name}: [{out_features}, {in_features}] cannot hold AWQ groups of {group}"
+            )));
+        }
+        let ints = |t: Tensor| -> Result<Vec<i32>> { Ok(t.flatten_all()?.to_vec1::<i32>()?) };
+        let hints = Default::default();
+        let tensors = AwqGemmTensors {
+            qweight: ints(vb.get_with_hints_dtype((in_features, out_features / 8), "qweight", hints, DType::I32)?)?,
+            qzeros: ints(vb.get_with_hints_dtype(
+                (in_features / group, out_features / 8),
+                "qzeros",
+                hints,
+                DType::I32,
+            )?)?,
+            scales: vb
+                .get_with_hints_dtype((in_features / group, out_features), "scales", hints, DType::F16)?
+                .flatten_all()?
+                .to_vec1::<half::f16>()?,
+            out_features,
+            in_features,
+            group,
+        };
+        let weight = tensors.to_quant().and_then(|q| q.to_int4()).map_err(|e| Error::msg(format!("{name}: {e}")))?;
+        let bias = if bias { Some(vb.get(out_features, "bias")?) } else { None };
+        Ok(Box::new(Int4Linear::new(weight, bias)))
+    }
+}
+
+/// One tensor of a quantized directory.
+#[derive(Debug, Clone)]
+pub enum QuantizedTensor {
+    /// Stored in fp16 as it is (embeddings, norms, biases, LM head).
+    Dense(Tensor),
+    /// A projection weight, stored as `qweight`, `qzeros`, `scales` beside its prefix.
+    Int4(GroupQuant),
+}
+
+/// Writes a quantized model: `tensors` by checkpoint name (projections by their
+/// `.weight` name), `config.json` with `quantization_config`, the side files of
+/// `src`, and a provenance note with `note`.
+pub fn write_awq_dir(
+    src: &ModelFiles,
+    out: &Path,
+    tensors: BTreeMap<String, QuantizedTensor>,
+    config: AwqConfig,
+    note: serde_json::Map<String, serde_json::Value>,
+    max_shard_bytes: u64,
+) -> Result<()> {
+    let mut entries: Vec<(TensorSpec, Option<Tensor>)> = Vec::new();
+    for (name, t) in tensors {
+        match t {
+            QuantizedTensor::Dense(t) => {
+                entries.push((TensorSpec { name, dtype: DType::F16, shape: t.dims().to_vec() }, Some(t)));
+            }
+            QuantizedTensor::Int4(q) => {
+                let prefix = name.strip_suffix(".weight").unwrap_or(&name).to_string();
+                let g = AwqGemmTensors::from_quant(&q).map_err(|e| Error::msg(format!("{name}: {e}")))?;
+                let (i, o, groups) = (g.in_features, g.out_features, g.in_features / g.group);
+                let dev = &candle_core::Device::Cpu;
+                let spec = |suffix: &str, dtype, shape: Vec<usize>| TensorSpec {
+                    name: format!("{prefix}.{suffix}"),
+                    dtype,
+                    shape,
+                };
+                entries.push((
+                    spec("qweight", DType::I32, vec![i, o / 8]),
+                    Some(Tensor::from_vec(g.qweight, (i, o / 8), dev)?),
+                ));
+                entries.push((
+                    spec("qzeros", DType::I32, vec![groups, o / 8]),
+                    Some(Tensor::from_vec(g.qzeros, (groups, o / 8), dev)?),
+                ));
+                entries.push((
+                    spec("scales", DType::F16, vec![groups, o]),
+                    Some(Tensor::from_vec(g.scales, (groups, o), dev)?),
+                ));
+            }
+        }
+    }
+    entries.sort_by_key(|(s, _)| natural_key(&s.name));
+    let specs: Vec<TensorSpec> = entries.iter().map(|(s, _)| s.clone()).collect();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_sharded(out, &specs, max_shard_bytes, |i, spec| {
+        entries[i].1.take().ok_or_else(|| Error::msg(format!("{}: produced twice", spec.name)))
+    })?;
+    write_config(src, out, |c| {
+        c.insert("torch_dtype".into(), "float16".into());
+        c.insert("quantization_config".into(), config.to_json());
+    })?;
+    copy_side_files(src, out)?;
+    write_provenance(out, note)
+}
