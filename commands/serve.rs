@@ -2,12 +2,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
 use serde::Deserialize;
 use stylevn::model::linear::parse_dtype;
 use stylevn::serve::api::HttpLimits;
+use stylevn::serve::assistant::{build_assistant, routes, AssistantOptions, AssistantService, AssistantState};
 use stylevn::serve::engine::EngineConfig;
 use stylevn::serve::local::GenerationDefaults;
 use stylevn::serve::request::RequestLimits;
@@ -88,6 +90,34 @@ pub struct Args {
     /// Config file (default: configs/serve.toml when present).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Store database: with it, the store assistant is served as model `stylevn-assistant`
+    /// (tools, guardrails, caches), plus the chat page at `/` and `POST /v1/feedback`.
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Catalog index (`stylevn embed-catalog --index`) the assistant retrieves from (hot-reloaded).
+    #[arg(long, value_name = "DIR", requires = "db")]
+    index: Option<PathBuf>,
+    /// Assistant settings. [default: configs/assistant.toml when present]
+    #[arg(long, value_name = "FILE", requires = "db")]
+    assistant_config: Option<PathBuf>,
+    /// Policy files; a change invalidates cached answers. [default: data/policies when present]
+    #[arg(long, value_name = "DIR", requires = "db")]
+    policies: Option<PathBuf>,
+    /// Answer cache database (kept across restarts). [default: in memory]
+    #[arg(long, value_name = "FILE", requires = "db")]
+    cache_db: Option<PathBuf>,
+    /// Exchange log database (WAL; PII masked): every turn, tool call, guardrail event, feedback.
+    #[arg(long, value_name = "FILE", requires = "db")]
+    log_db: Option<PathBuf>,
+    /// A stronger OpenAI-compatible model asked when a local answer fails the guardrails.
+    #[arg(long, value_name = "URL", requires_all = ["db", "fallback_model"])]
+    fallback_url: Option<String>,
+    /// Model id at --fallback-url.
+    #[arg(long, requires = "fallback_url")]
+    fallback_model: Option<String>,
+    /// Bearer token for --fallback-url.
+    #[arg(long, env = "STYLEVN_FALLBACK_API_KEY", hide_env_values = true)]
+    fallback_api_key: Option<String>,
 }
 
 /// `configs/serve.toml`.
@@ -186,11 +216,43 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = Server::bind(options.clone()).await?;
         let bound = server.local_addr()?;
+        let extra_routes = match assistant_options(&args) {
+            Some(opts) => {
+                let state = server.state();
+                let assistant = Arc::new(build_assistant(&opts, state.registry.clone(), &options.served_model_name)?);
+                let id = assistant.config().model_id.clone();
+                state.registry.register(id.clone(), Arc::new(AssistantService::new(assistant.clone())));
+                let metrics = assistant.metrics().clone();
+                state.metrics.add_source(move || metrics.render());
+                println!("serving the store assistant as {id} (chat page: http://{bound}/)");
+                routes(Arc::new(AssistantState { assistant, zalo: None }))
+            }
+            None => axum::Router::new(),
+        };
         // The one line scripts wait for: the address actually bound.
         println!("serving {} on http://{bound}/v1", options.served_model_name);
-        server.run(axum::Router::new(), shutdown_signal()).await?;
+        server.run(extra_routes, shutdown_signal()).await?;
         println!("stopped: drained in-flight requests");
         anyhow::Ok(())
+    })
+}
+
+/// The assistant's parts, when `--db` asks for it.
+fn assistant_options(args: &Args) -> Option<AssistantOptions> {
+    let db = args.db.clone()?;
+    let default_if_present = |p: &str| Some(PathBuf::from(p)).filter(|p| p.exists());
+    Some(AssistantOptions {
+        config: args.assistant_config.clone().or_else(|| default_if_present("configs/assistant.toml")),
+        db,
+        index: args.index.clone(),
+        policies: args.policies.clone().or_else(|| default_if_present("data/policies")),
+        cache_db: args.cache_db.clone(),
+        log_db: args.log_db.clone(),
+        fallback: args
+            .fallback_url
+            .clone()
+            .zip(args.fallback_model.clone())
+            .map(|(url, model)| (url, model, args.fallback_api_key.clone())),
     })
 }
 

@@ -85,6 +85,17 @@ pub struct Metrics {
     pub ttft: Histogram,
     /// Seconds between consecutive generated tokens of one request.
     pub itl: Histogram,
+    /// More exposition text appended to [`Metrics::render`] (the assistant's counters).
+    extra: Mutex<Vec<ExtraSource>>,
+}
+
+/// A function that renders more exposition text.
+struct ExtraSource(Box<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for ExtraSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraSource")
+    }
 }
 
 impl Default for Metrics {
@@ -102,6 +113,7 @@ impl Default for Metrics {
             timed_out: AtomicU64::new(0),
             ttft: Histogram::new(&TTFT_BUCKETS_S),
             itl: Histogram::new(&ITL_BUCKETS_S),
+            extra: Mutex::new(Vec::new()),
         }
     }
 }
@@ -113,9 +125,18 @@ impl Metrics {
         *map.entry((endpoint.to_string(), status)).or_default() += 1;
     }
 
+    /// Appends `source`'s text to every [`Metrics::render`] (metrics of code built on
+    /// the server, such as the assistant's cache hits and guardrail events).
+    pub fn add_source(&self, source: impl Fn() -> String + Send + Sync + 'static) {
+        self.extra.lock().unwrap_or_else(|e| e.into_inner()).push(ExtraSource(Box::new(source)));
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        for source in self.extra.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            out.push_str(&(source.0)());
+        }
         let _ = writeln!(
             out,
             "# HELP stylevn_requests_total HTTP requests answered, by endpoint and status code.\n\

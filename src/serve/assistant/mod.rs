@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod retrieval;
 pub mod routes;
 pub mod routing;
+pub mod served;
 
 pub use backend::{AssistantMessage, ChatBackend, ChatRequest, OpenAiBackend, Sampling, ToolCall};
 pub use config::AssistantConfig;
@@ -19,3 +20,4 @@ pub use metrics::Metrics;
 pub use pipeline::{Assistant, AssistantParts, Outcome, Reply, Turn};
 pub use retrieval::Retriever;
 pub use routes::{chat_completions, routes, AssistantState};
+pub use served::{build_assistant, AssistantOptions, AssistantService, RegistryBackend};

@@ -1,0 +1,150 @@
+//! The assistant inside `stylevn serve`: its model is whichever model id the server
+//! registered (the local engine or the upstream proxy), reached in process through
+//! the [`ModelRegistry`], and the assistant itself is registered as one more model
+//! id (`stylevn-assistant`) on `/v1/chat/completions`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+
+use super::backend::{AssistantMessage, ChatBackend, ChatRequest as AssistantRequest, OpenAiBackend};
+use super::config::AssistantConfig;
+use super::pipeline::{Assistant, AssistantParts, Turn};
+use super::retrieval::Retriever;
+use crate::serve::api::ModelRegistry;
+use crate::serve::api_error::ApiError;
+use crate::serve::cache::AnswerCache;
+use crate::serve::chat::{collect, ChatEvent, ChatRequest, ChatService, ChatStream, ToolChoice, Usage};
+use crate::serve::log::ExchangeLog;
+use crate::serve::tools::SqliteTools;
+use crate::{Error, Result};
+
+/// A model id served by this server, asked in process.
+pub struct RegistryBackend {
+    registry: Arc<ModelRegistry>,
+    model: String,
+}
+
+impl RegistryBackend {
+    /// Asks the service registered as `model` in `registry`.
+    pub fn new(registry: Arc<ModelRegistry>, model: impl Into<String>) -> Self {
+        RegistryBackend { registry, model: model.into() }
+    }
+}
+
+impl ChatBackend for RegistryBackend {
+    fn name(&self) -> &str {
+        &self.model
+    }
+
+    fn chat<'a>(&'a self, request: &'a AssistantRequest) -> BoxFuture<'a, Result<AssistantMessage>> {
+        Box::pin(async move {
+            let service = self
+                .registry
+                .get(&self.model)
+                .ok_or_else(|| Error::msg(format!("model {} is not served", self.model)))?;
+            let mut req = ChatRequest::new(self.model.clone(), request.messages.clone());
+            req.tools = request.tools.clone();
+            req.tool_choice = ToolChoice::Auto;
+            req.temperature = Some(request.sampling.temperature as f64);
+            req.top_p = request.sampling.top_p.map(f64::from);
+            req.seed = request.sampling.seed;
+            req.max_tokens = Some(request.sampling.max_tokens as usize);
+            let stream = service.chat(req).await.map_err(|e| Error::msg(format!("{}: {e:?}", self.model)))?;
+            let done = collect(stream).await.map_err(|e| Error::msg(format!("{}: {e:?}", self.model)))?;
+            Ok(AssistantMessage::from_openai(&done.message()))
+        })
+    }
+}
+
+/// The assistant as a [`ChatService`]: the delivered (verified) answer as one
+/// content event, then `stop`.
+pub struct AssistantService {
+    assistant: Arc<Assistant>,
+}
+
+impl AssistantService {
+    /// Serves `assistant`.
+    pub fn new(assistant: Arc<Assistant>) -> Self {
+        AssistantService { assistant }
+    }
+}
+
+impl ChatService for AssistantService {
+    fn chat(&self, request: ChatRequest) -> BoxFuture<'static, std::result::Result<ChatStream, ApiError>> {
+        let assistant = self.assistant.clone();
+        Box::pin(async move {
+            let mut sampling = super::backend::Sampling {
+                temperature: assistant.config().temperature,
+                top_p: request.top_p.map(|p| p as f32),
+                max_tokens: assistant.config().max_tokens,
+                seed: request.seed,
+            };
+            if let Some(t) = request.temperature {
+                sampling.temperature = t as f32;
+            }
+            if let Some(m) = request.max_tokens {
+                sampling.max_tokens = sampling.max_tokens.min(m as u32);
+            }
+            let turn = Turn { messages: request.messages, user: None, channel: "api".into(), sampling: Some(sampling) };
+            let reply = assistant.respond(turn).await.map_err(|e| ApiError::internal(e.to_string()))?;
+            let events = vec![
+                Ok(ChatEvent::Content(reply.content)),
+                Ok(ChatEvent::Finish { reason: "stop".into(), usage: Usage::default() }),
+            ];
+            Ok(futures::stream::iter(events).boxed())
+        })
+    }
+}
+
+/// Where the assistant's parts come from (`stylevn serve` flags).
+#[derive(Debug, Clone)]
+pub struct AssistantOptions {
+    /// `configs/assistant.toml` (defaults when absent).
+    pub config: Option<PathBuf>,
+    /// The store database.
+    pub db: PathBuf,
+    /// The catalog index (`embed-catalog` output); no retrieval without it.
+    pub index: Option<PathBuf>,
+    /// Policy files: a change invalidates cached answers.
+    pub policies: Option<PathBuf>,
+    /// Answer cache database (in memory when absent).
+    pub cache_db: Option<PathBuf>,
+    /// Exchange log database (feedback needs it).
+    pub log_db: Option<PathBuf>,
+    /// A stronger OpenAI-compatible model for answers that fail the guardrails.
+    pub fallback: Option<(String, String, Option<String>)>,
+}
+
+/// Builds the assistant over the model served as `model` in `registry`.
+pub fn build_assistant(options: &AssistantOptions, registry: Arc<ModelRegistry>, model: &str) -> Result<Assistant> {
+    let config = match &options.config {
+        Some(path) => AssistantConfig::load(path)?,
+        None => AssistantConfig::default(),
+    };
+    let retriever = match &options.index {
+        Some(dir) => Some(Arc::new(Retriever::open(dir, config.retrieval_mode, config.retrieval_k)?)),
+        None => None,
+    };
+    let fallback: Option<Arc<dyn ChatBackend>> = match &options.fallback {
+        Some((url, model, key)) => {
+            Some(Arc::new(OpenAiBackend::new(url, model, key.as_deref(), std::time::Duration::from_secs(60))))
+        }
+        None => None,
+    };
+    let parts = AssistantParts {
+        backend: Arc::new(RegistryBackend::new(registry, model)),
+        fallback,
+        tools: Arc::new(SqliteTools::open(&options.db)?),
+        retriever,
+        cache: Some(AnswerCache::open(options.cache_db.as_deref(), config.cache.semantic_threshold)?),
+        log: match &options.log_db {
+            Some(p) => Some(Arc::new(ExchangeLog::open(Some(p), &config.log.user_salt)?)),
+            None => None,
+        },
+        policies_dir: options.policies.clone(),
+    };
+    Ok(Assistant::new(config, parts))
+}
