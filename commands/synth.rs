@@ -11,7 +11,7 @@ use serde::Deserialize;
 use stylevn::data::db::{load_store, open_db};
 use stylevn::data::synth::import::import_logs;
 use stylevn::data::synth::teacher::{run_teacher, TeacherOptions};
-use stylevn::data::synth::{generate_offline, write_jsonl, OfflineOptions, SynthSummary};
+use stylevn::data::synth::{generate_offline_excluding, write_jsonl, Holdout, OfflineOptions, SynthSummary};
 use stylevn::data::tools::ToolBox;
 
 use crate::config;
@@ -54,6 +54,10 @@ pub struct Args {
     /// Near-duplicate threshold, estimated Jaccard in (0, 1] [config; default 0.85].
     #[arg(long, value_name = "F")]
     near_dup_threshold: Option<f64>,
+    /// Golden evaluation set whose questions no offline conversation may contain
+    /// [config; default evals/golden.jsonl when present; "" disables]
+    #[arg(long, value_name = "FILE")]
+    holdout: Option<PathBuf>,
     /// Teacher requests in flight [config; default 4].
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
@@ -88,6 +92,7 @@ struct Config {
     n: Option<usize>,
     seed: Option<u64>,
     near_dup_threshold: Option<f64>,
+    holdout: Option<PathBuf>,
     concurrency: Option<usize>,
     max_retries: Option<u32>,
     backoff_ms: Option<u64>,
@@ -176,7 +181,16 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     } else if args.offline {
         let pb = bar(n, args.json, "offline");
         let opts = OfflineOptions { n, seed, near_dup_threshold: threshold };
-        let (examples, s) = generate_offline(&tools, &store, opts, |k| pb.set_position(k as u64))?;
+        let holdout_path = args
+            .holdout
+            .or(cfg.holdout)
+            .or_else(|| Some(PathBuf::from("evals/golden.jsonl")).filter(|p| p.is_file()))
+            .filter(|p| !p.as_os_str().is_empty());
+        let holdout = match &holdout_path {
+            Some(p) => Holdout::from_golden(p)?,
+            None => Holdout::default(),
+        };
+        let (examples, s) = generate_offline_excluding(&tools, &store, opts, &holdout, |k| pb.set_position(k as u64))?;
         write_jsonl(&args.out, examples.iter().map(|e| e.to_json()))?;
         pb.finish_and_clear();
         s

@@ -16,6 +16,7 @@
 
 mod catalog;
 pub mod convo;
+pub mod holdout;
 pub mod import;
 mod orders;
 mod policy;
@@ -34,6 +35,7 @@ use super::store::Store;
 use super::tools::{tool_schemas, ToolBox};
 use crate::{Error, Result};
 use convo::Convo;
+pub use holdout::Holdout;
 
 /// What a conversation is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -246,6 +248,18 @@ pub fn generate_offline(
     tools: &ToolBox,
     store: &Store,
     opts: OfflineOptions,
+    progress: impl FnMut(usize),
+) -> Result<(Vec<Example>, SynthSummary)> {
+    generate_offline_excluding(tools, store, opts, &Holdout::default(), progress)
+}
+
+/// [`generate_offline`], rejecting (and counting as `golden_holdout`) every
+/// conversation that contains a `holdout` question.
+pub fn generate_offline_excluding(
+    tools: &ToolBox,
+    store: &Store,
+    opts: OfflineOptions,
+    holdout: &Holdout,
     mut progress: impl FnMut(usize),
 ) -> Result<(Vec<Example>, SynthSummary)> {
     if store.orders.is_empty() || store.products.is_empty() || store.promotions.is_empty() {
@@ -285,6 +299,10 @@ pub fn generate_offline(
         let mut conv = Convo::new(&mut rng, tools);
         builder(intent)(&mut conv, store)?;
         let example = Example { intent, messages: conv.finish() };
+        if holdout.hits(&example.messages) {
+            summary.reject("golden_holdout");
+            continue;
+        }
         match dedup.insert(&example.dedup_text()) {
             Verdict::Exact => summary.exact_duplicates += 1,
             Verdict::Near => summary.near_duplicates += 1,
