@@ -84,7 +84,7 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     let outcomes = outcomes?;
     write_summary(&cfg, &outcomes)?;
     let ran = outcomes.iter().filter(|o| o.status != "up to date").count();
-    let seconds: f64 = outcomes.iter().filter(|o| o.status != "up to date").map(|o| o.seconds).sum();
+    let seconds: f64 = outcomes.iter().filter(|o| o.status != "up to date").map(|o| o.seconds).fold(0.0, |a, b| a + b);
     if args.json {
         println!("{}", serde_json::json!({"stages": outcomes, "summary": run_dir(&cfg).join("summary.md")}));
     } else {

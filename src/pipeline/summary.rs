@@ -67,7 +67,7 @@ pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Stri
     let run = run_dir(cfg);
     let mut md = String::new();
     let _ = writeln!(md, "# Pipeline run `{}`\n", cfg.name);
-    let total: f64 = outcomes.iter().filter(|o| o.status != "up to date").map(|o| o.seconds).sum();
+    let total: f64 = outcomes.iter().filter(|o| o.status != "up to date").map(|o| o.seconds).fold(0.0, |a, b| a + b);
     let _ = writeln!(md, "Base model `{}`; this invocation spent {:.0} s.\n", cfg.base, total);
     let _ = writeln!(md, "| stage | status | seconds |\n|---|---|---:|");
     for o in outcomes {
