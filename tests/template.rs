@@ -10,8 +10,9 @@ use std::process::Command;
 use common::{fetched, golden, ids, root};
 use serde_json::{json, Value};
 use stylevn::model::ModelFiles;
+use stylevn::serve::prompt::render_prompt;
 use stylevn::tokenize::assistant_spans::{char_spans, token_spans};
-use stylevn::tokenize::{read_rows, render_with_assistant_spans, ChatTemplate, TemplatedRow};
+use stylevn::tokenize::{read_rows, render_with_assistant_spans, template_row, ChatRecord, ChatTemplate, TemplatedRow};
 
 fn qwen_tokenizer_path() -> PathBuf {
     fetched("qwen-tokenizer/tokenizer.json")
@@ -156,6 +157,41 @@ fn chat_template_jinja_wins_and_named_lists_use_default() {
     assert_eq!(render(), "jinja x", "chat_template.jinja wins; one trailing newline dropped as in Jinja2");
 }
 
+/// Training rows hold tool conversations exactly as `stylevn serve` prompts with
+/// them, for a template that renders tools (Qwen2.5) and one that does not
+/// (SmolLM2): the text before each assistant turn is the served prompt for the
+/// messages before it, and the turn itself is what the server's tool parser reads.
+#[test]
+fn training_text_before_each_assistant_turn_is_the_served_prompt() {
+    let golden = golden("chat_templates.json");
+    let tokenizer = qwen_tokenizer();
+    let messages = vec![
+        json!({"role": "system", "content": "Bạn là trợ lý của StyleVN."}),
+        json!({"role": "user", "content": "Đơn DH250011 của em tới đâu rồi ạ?"}),
+        json!({"role": "assistant", "content": "", "tool_calls": [{"id": "call_0", "type": "function",
+            "function": {"name": "get_order_status", "arguments": "{\"order_id\":\"DH250011\"}"}}]}),
+        json!({"role": "tool", "tool_call_id": "call_0", "content": "{\"status\":\"Đang giao\"}"}),
+        json!({"role": "assistant", "content": "Dạ đơn DH250011 đang giao ạ."}),
+    ];
+    let tools = vec![json!({"type": "function", "function": {"name": "get_order_status",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}})];
+    let record = ChatRecord { messages: messages.clone(), tools: Some(tools.clone()), source: "test:1".into() };
+    for name in ["qwen2.5", "smollm2"] {
+        let template = ChatTemplate::new(golden["templates"][name].as_str().unwrap(), vec![]).unwrap();
+        let row = template_row(&record, &template, &tokenizer, 100_000).unwrap();
+        assert_eq!(row.char_spans.len(), 2, "{name}");
+        for (span, i) in row.char_spans.iter().zip([2, 4]) {
+            let before: String = row.text.chars().take(span[0]).collect();
+            assert_eq!(before, render_prompt(&template, &messages[..i], &tools).unwrap(), "{name}, message {i}");
+        }
+        let call: String =
+            row.text.chars().skip(row.char_spans[0][0]).take(row.char_spans[0][1] - row.char_spans[0][0]).collect();
+        let expected =
+            "<tool_call>\n{\"name\": \"get_order_status\", \"arguments\": {\"order_id\": \"DH250011\"}}\n</tool_call>";
+        assert!(call.starts_with(expected), "{name}: {call:?}");
+    }
+}
+
 // ---- the binary, end to end ----
 
 fn stylevn(args: &[&str], cwd: &Path) -> std::process::Output {
@@ -229,8 +265,10 @@ fn cli_templates_jsonl_and_csv_with_bad_rows_dedup_and_split() {
     let all: Vec<&TemplatedRow> = train.iter().chain(&val).collect();
     let golden = golden("chat_templates.json");
     let case = |name: &str| golden["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    // Tool-call arguments given as JSON strings are rendered as objects, the way the
+    // server (like vLLM) hands them to the template: the `_served` golden.
     for (source, golden_case) in
-        [(format!("{jsonl}:1"), "qwen2.5/multi_turn"), (format!("{jsonl}:3"), "qwen2.5/tools_full")]
+        [(format!("{jsonl}:1"), "qwen2.5/multi_turn"), (format!("{jsonl}:3"), "qwen2.5/tools_full_served")]
     {
         let row = all.iter().find(|r| r.source == source).unwrap_or_else(|| panic!("no row from {source}"));
         let want = case(golden_case);

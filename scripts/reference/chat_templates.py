@@ -217,6 +217,17 @@ QWEN3_THINKING = [
 ]
 
 
+def served(messages):
+    """The messages as an OpenAI-compatible server (vLLM, `stylevn serve`) hands them
+    to the template: tool-call arguments sent as JSON strings parsed into objects."""
+    out = copy.deepcopy(messages)
+    for m in out:
+        for c in m.get("tool_calls") or []:
+            if isinstance(c["function"]["arguments"], str):
+                c["function"]["arguments"] = json.loads(c["function"]["arguments"])
+    return out
+
+
 def cases():
     """(name, template key, messages, tools, add_generation_prompt)."""
     out = []
@@ -234,6 +245,7 @@ def cases():
             (f"{tpl}/system_mid_conversation", tpl, MULTI_TURN[:3] + [{"role": "system", "content": "Khách VIP."}] + MULTI_TURN[3:], None, False),
         ]
     out += [
+        ("qwen2.5/tools_full_served", "qwen2.5", served(TOOL_CHAT), TOOLS, False),
         ("qwen3/reasoning_content", "qwen3", QWEN3_THINKING, None, False),
         ("smollm2/no_system", "smollm2", NO_SYSTEM, None, False),
         ("smollm2/multi_turn", "smollm2", MULTI_TURN, None, False),

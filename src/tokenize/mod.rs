@@ -15,6 +15,7 @@ pub mod pyrepr;
 pub mod strftime;
 pub mod templated;
 pub mod token_stats;
+pub mod tool_prompt;
 
 pub use assistant_spans::{label_mask, labels, render_with_assistant_spans, RenderedChat, IGNORE_INDEX};
 pub use chat_dataset::{read_chats, BadRow, BadRowKind, ChatRecord, ChatRows};

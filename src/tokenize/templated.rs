@@ -25,6 +25,7 @@ use super::assistant_spans::{char_spans, label_mask, labels, render_with_assista
 use super::chat_dataset::{BadRow, BadRowKind, ChatRecord, ChatRows};
 use super::chat_template::ChatTemplate;
 use super::token_stats::TokenStats;
+use super::tool_prompt::with_tool_convention;
 use crate::atomic::write_atomic_with;
 use crate::Result;
 
@@ -178,7 +179,9 @@ pub fn template_row(
     tokenizer: &Tokenizer,
     max_len: usize,
 ) -> std::result::Result<TemplatedRow, (BadRowKind, String)> {
-    let rendered = render_with_assistant_spans(template, &record.messages, record.tools.as_deref())
+    // Tools go in the way `stylevn serve` will present them (see `tool_prompt`).
+    let (messages, tools) = with_tool_convention(template, &record.messages, record.tools.as_deref().unwrap_or(&[]));
+    let rendered = render_with_assistant_spans(template, &messages, (!tools.is_empty()).then_some(&tools[..]))
         .map_err(|e| (BadRowKind::Template, e.to_string()))?;
     let encoding = tokenizer
         .encode(rendered.text.as_str(), false)
