@@ -15,8 +15,8 @@ use stylevn::eval::checks::DEFAULT_REFUSAL_MARKERS;
 use stylevn::eval::plots::write_plots;
 use stylevn::eval::report::deltas_markdown;
 use stylevn::eval::{
-    compare, load_golden, run_cases, score_pairs, ChatClient, Endpoint, Judge, LoadShape, Report, ReportMeta,
-    RunOptions, Thresholds,
+    compare, load_golden, run_cases, sample_by_intent, score_pairs, ChatClient, Endpoint, Judge, LoadShape, Report,
+    ReportMeta, RunOptions, Thresholds,
 };
 
 /// Evaluate a model behind an OpenAI-compatible endpoint on the golden set: faithfulness,
@@ -95,7 +95,7 @@ struct RunArgs {
     /// Per-request timeout in seconds. [config: timeout_s, default 300]
     #[arg(long)]
     timeout_s: Option<u64>,
-    /// Run only the first N cases.
+    /// Run only N cases, taken in turn from each intent so every intent is covered.
     #[arg(long)]
     limit: Option<usize>,
     /// System prompt put first in cases that have none ("" = none). [config: system_prompt]
@@ -277,7 +277,7 @@ fn exec_run(a: RunArgs) -> anyhow::Result<()> {
 
     let mut cases = load_golden(&set)?;
     if let Some(n) = a.limit {
-        cases.truncate(n);
+        cases = sample_by_intent(cases, n);
     }
     let timeout = Duration::from_secs(a.timeout_s.unwrap_or(cfg.timeout_s).max(1));
     let options = RunOptions {

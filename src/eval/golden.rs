@@ -136,3 +136,57 @@ pub fn load_golden(path: &Path) -> Result<Vec<GoldenCase>> {
     }
     Ok(cases)
 }
+
+/// A sample of `n` cases that covers every intent: cases are taken in turn from
+/// each intent (intents in order of first appearance, cases in file order) until
+/// `n` are taken; the sample keeps the file's order. All cases when `n` is at least
+/// their number.
+pub fn sample_by_intent(cases: Vec<GoldenCase>, n: usize) -> Vec<GoldenCase> {
+    if n >= cases.len() {
+        return cases;
+    }
+    let mut intents: Vec<&str> = Vec::new();
+    let mut queues: Vec<std::collections::VecDeque<usize>> = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        match intents.iter().position(|x| *x == case.intent) {
+            Some(k) => queues[k].push_back(i),
+            None => {
+                intents.push(&case.intent);
+                queues.push([i].into());
+            }
+        }
+    }
+    let mut chosen = vec![false; cases.len()];
+    let mut taken = 0;
+    while taken < n {
+        for queue in &mut queues {
+            if let Some(i) = queue.pop_front().filter(|_| taken < n) {
+                chosen[i] = true;
+                taken += 1;
+            }
+        }
+    }
+    cases.into_iter().zip(chosen).filter_map(|(case, keep)| keep.then_some(case)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(id: &str, intent: &str) -> GoldenCase {
+        serde_json::from_value(serde_json::json!({"id": id, "intent": intent,
+            "messages": [{"role": "user", "content": "x"}]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sample_takes_intents_in_turn_and_keeps_file_order() {
+        let cases =
+            vec![case("a1", "a"), case("a2", "a"), case("a3", "a"), case("b1", "b"), case("c1", "c"), case("c2", "c")];
+        let ids = |n| sample_by_intent(cases.clone(), n).into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(3), ["a1", "b1", "c1"]);
+        assert_eq!(ids(5), ["a1", "a2", "b1", "c1", "c2"], "b has run out; a and c go on");
+        assert_eq!(ids(6).len(), 6);
+        assert_eq!(ids(60).len(), 6);
+    }
+}

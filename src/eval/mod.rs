@@ -28,7 +28,7 @@ pub mod vi_tokenize;
 pub use checks::ToolCall;
 pub use client::{ChatClient, Endpoint, StreamedReply};
 pub use faithfulness::{Faithfulness, Judge, JudgeStats};
-pub use golden::{load_golden, GoldenCase};
+pub use golden::{load_golden, sample_by_intent, GoldenCase};
 pub use latency::{LatencySummary, LoadShape, RequestTiming};
 pub use report::{compare, Delta, Report, ReportMeta, Thresholds};
 pub use rouge::{rouge, RougeScore, RougeScores};
