@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use serde_json::json;
 use stylevn::data::db::{init_db, load_store};
 use stylevn::data::store::{Store, ORDER_STATUSES};
-use stylevn::data::tools::{tool_schemas, ToolBox, TOOL_NAMES};
+use stylevn::data::tools::{tool_schemas, ToolBox, DETAILS_NEED, ORDER_NOT_FOUND, TOOL_NAMES};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
@@ -237,12 +237,30 @@ fn tools_answer_from_the_database_and_protect_other_customers() {
         .unwrap();
     assert_eq!(r["status"], o.status.as_str());
     assert_eq!(r["total_vnd"], o.total_vnd);
+    let last4 = &o.customer_phone[o.customer_phone.len() - 4..];
+    let r = tools.call("get_order_status", &json!({"order_id": o.order_id, "phone": last4})).unwrap();
+    assert_eq!(
+        r["items"].as_array().map(Vec::len),
+        Some(store.order_items.iter().filter(|i| i.order_id == o.order_id).count())
+    );
+    // Without a matching phone: status, ETA and carrier only, the same for no phone,
+    // another customer's phone, and a full number that only ends the same way.
+    let summary = json!({"found": true, "order_id": o.order_id, "status": o.status, "eta": o.eta, "carrier": o.carrier,
+        "details": DETAILS_NEED});
     let other_phone =
         store.orders.iter().find(|x| x.customer_phone != o.customer_phone).unwrap().customer_phone.clone();
-    let r = tools.call("get_order_status", &json!({"order_id": o.order_id, "phone": other_phone})).unwrap();
-    assert_eq!(r, json!({"found": false, "message": "Không tìm thấy đơn hàng khớp với mã đơn và số điện thoại."}));
-    let r = tools.call("get_order_status", &json!({"order_id": o.order_id})).unwrap();
-    assert!(r["error"].is_string());
+    let same_ending = format!("0999{}", &o.customer_phone[o.customer_phone.len() - 6..]);
+    for args in [
+        json!({"order_id": o.order_id}),
+        json!({"order_id": o.order_id, "phone": other_phone}),
+        json!({"order_id": o.order_id, "phone": same_ending}),
+        json!({"order_id": o.order_id, "phone": "123"}),
+    ] {
+        assert_eq!(tools.call("get_order_status", &args).unwrap(), summary, "{args}");
+    }
+    let r = tools.call("get_order_status", &json!({"order_id": "DH000000", "phone": o.customer_phone})).unwrap();
+    assert_eq!(r, json!({"found": false, "message": ORDER_NOT_FOUND}));
+    assert!(tools.call("get_order_status", &json!({"phone": o.customer_phone})).unwrap()["error"].is_string());
 
     let s = &store.stock[10];
     let r = tools.call("get_stock", &json!({"sku": s.sku, "size": s.size, "color": s.color.to_lowercase()})).unwrap();

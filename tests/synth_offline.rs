@@ -56,8 +56,18 @@ fn check_answer(db: &Connection, name: &str, args: &Value, answer: &str) -> &'st
                 )
                 .optional()
                 .unwrap();
-            match row.filter(|r| r.0 == s("phone")) {
-                Some((_, status, eta, tracking, total)) => {
+            match row {
+                Some((owner, status, eta, tracking, total)) => {
+                    // The details (items, total, tracking) only with the phone's last 4
+                    // digits or the whole number.
+                    let phone = s("phone");
+                    let owns = phone == owner || (phone.len() == 4 && owner.ends_with(&phone));
+                    if !owns {
+                        assert!(
+                            money(answer).is_empty() && (tracking.is_empty() || !answer.contains(&tracking)),
+                            "details without the phone: {answer}"
+                        );
+                    }
                     assert!(lower.contains(&status.to_lowercase()), "status {status} not in {answer}");
                     for other in ["Đang chuẩn bị", "Đang giao", "Đã giao", "Đã hủy", "Đang hoàn trả"] {
                         if other != status {
@@ -419,6 +429,8 @@ fn template_consumes_the_synth_output() {
         "--out",
         train.to_str().unwrap(),
         "--strict",
+        "--max-len",
+        "4096",
         "--json",
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));

@@ -35,50 +35,53 @@ fn function(name: &str, description: &str, properties: Value, required: &[&str])
         "parameters": {"type": "object", "properties": properties, "required": required}}})
 }
 
-/// The OpenAI `tools` list every conversation and the server offer.
+/// The OpenAI `tools` list every conversation and the server offer. Descriptions
+/// are short English: every prompt carries them, and Vietnamese costs small models'
+/// tokenizers three times the tokens (SmolLM2: 1,270 tokens for the Vietnamese
+/// version, against the store's 373-token system prompt).
 pub fn tool_schemas() -> Vec<Value> {
     vec![
         function(
             "get_order_status",
-            "Tra cứu trạng thái đơn hàng. Cần đúng mã đơn hàng và số điện thoại đặt hàng.",
+            "Order status, ETA and carrier by order id; items, total and tracking code need the phone's last 4 digits.",
             json!({
-                "order_id": {"type": "string", "description": "Mã đơn hàng, dạng DH + 6 chữ số, ví dụ DH250011"},
-                "phone": {"type": "string", "description": "Số điện thoại đặt hàng"}
+                "order_id": {"type": "string", "description": "DH + 6 digits"},
+                "phone": {"type": "string", "description": "last 4 digits, only if the customer gave them"}
             }),
-            &["order_id", "phone"],
+            &["order_id"],
         ),
         function(
             "get_stock",
-            "Kiểm tra tồn kho của một sản phẩm theo mã SKU, có thể lọc theo size và màu.",
+            "Stock of a product by SKU, optionally one size and colour.",
             json!({
-                "sku": {"type": "string", "description": "Mã sản phẩm, ví dụ AT001"},
-                "size": {"type": "string", "description": "Size, ví dụ M hoặc 29"},
-                "color": {"type": "string", "description": "Màu, ví dụ Đen"}
+                "sku": {"type": "string", "description": "e.g. AT001"},
+                "size": {"type": "string"},
+                "color": {"type": "string"}
             }),
             &["sku"],
         ),
         function(
             "search_products",
-            "Tìm sản phẩm trong danh mục theo tên, loại và giá tối đa.",
+            "Search the catalog by keywords, category and maximum price.",
             json!({
-                "query": {"type": "string", "description": "Từ khóa, ví dụ: áo thun oversize"},
+                "query": {"type": "string"},
                 "category": {"type": "string", "enum": ["áo thun", "áo sơ mi", "quần jeans", "váy", "đầm", "áo khoác", "giày", "túi", "phụ kiện"]},
-                "max_price_vnd": {"type": "integer", "description": "Giá tối đa (VND)"}
+                "max_price_vnd": {"type": "integer"}
             }),
             &["query"],
         ),
         function(
             "get_promotions",
-            "Liệt kê mã khuyến mãi đang áp dụng, hoặc kiểm tra một mã cụ thể.",
+            "Active promotion codes, or one code's terms.",
             json!({
-                "code": {"type": "string", "description": "Mã khuyến mãi cần kiểm tra"},
-                "order_total_vnd": {"type": "integer", "description": "Giá trị đơn hàng (VND) để xét điều kiện"}
+                "code": {"type": "string"},
+                "order_total_vnd": {"type": "integer"}
             }),
             &[],
         ),
         function(
             "get_size_chart",
-            "Bảng size của một loại sản phẩm và size gợi ý theo chiều cao, cân nặng (giày: chiều dài bàn chân).",
+            "Size chart of a category and the recommended size for a height and weight (shoes: foot length).",
             json!({
                 "category": {"type": "string", "enum": SIZED_CATEGORIES},
                 "height_cm": {"type": "number"},
@@ -89,7 +92,7 @@ pub fn tool_schemas() -> Vec<Value> {
         ),
         function(
             "get_policy",
-            "Nội dung chính sách của cửa hàng: đổi trả, vận chuyển, thanh toán, bảo hành, bảo mật, liên hệ.",
+            "The store's policy on a topic.",
             json!({"topic": {"type": "string", "enum": POLICY_TOPICS}}),
             &["topic"],
         ),
@@ -114,6 +117,21 @@ pub fn normalize_phone(phone: &str) -> String {
         _ => digits,
     }
 }
+
+/// Whether `given` proves ownership of an order placed with `owner`: its last 4
+/// digits, or the whole number (a full number must be the whole number, not just
+/// end the same way).
+fn phone_matches(given: &str, owner: &str) -> bool {
+    let (given, owner) = (normalize_phone(given), normalize_phone(owner));
+    given.len() >= 4 && owner.ends_with(&given[given.len() - 4..]) && (given.len() == 4 || given == owner)
+}
+
+/// What `get_order_status` says when no order has the id.
+pub const ORDER_NOT_FOUND: &str = "Không tìm thấy đơn hàng với mã này.";
+
+/// What an order answer without a matching phone says is needed for the details.
+pub const DETAILS_NEED: &str =
+    "Cần 4 số cuối số điện thoại đặt hàng để xem chi tiết đơn (sản phẩm, tổng tiền, mã vận đơn).";
 
 /// Parses an `a-b` range of a size chart.
 fn range(text: &str) -> Option<(f64, f64)> {
@@ -148,9 +166,9 @@ impl ToolBox {
         let s = |k: &str| args.get(k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
         let n = |k: &str| args.get(k).and_then(Value::as_f64);
         let r = match name {
-            "get_order_status" => match (s("order_id"), s("phone")) {
-                (Some(id), Some(phone)) => self.order_status(id, phone),
-                _ => Ok(bad_args("cần cả order_id và phone")),
+            "get_order_status" => match s("order_id") {
+                Some(id) => self.order_status(id, s("phone")),
+                None => Ok(bad_args("cần order_id")),
             },
             "get_stock" => match s("sku") {
                 Some(sku) => self.stock(sku, s("size"), s("color")),
@@ -174,28 +192,12 @@ impl ToolBox {
         r.map_err(sql)
     }
 
-    /// What anyone holding an order id may learn (status, ETA, carrier), with the
-    /// phone number the order was placed with, for the caller's ownership check;
-    /// `None` when there is no such order. The phone never goes into a tool result.
-    pub fn order_summary(&self, order_id: &str) -> Result<Option<(String, Value)>> {
-        let id = order_id.trim().to_uppercase();
-        self.conn
-            .query_row(
-                "SELECT customer_phone, status, eta, carrier FROM orders WHERE order_id = ?1",
-                params![id],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        json!({"found": true, "order_id": id, "status": r.get::<_, String>(1)?,
-                            "eta": r.get::<_, String>(2)?, "carrier": r.get::<_, String>(3)?}),
-                    ))
-                },
-            )
-            .optional()
-            .map_err(sql)
-    }
-
-    fn order_status(&self, order_id: &str, phone: &str) -> rusqlite::Result<Value> {
+    /// An order by id. Anyone holding the id learns its status, ETA and carrier; the
+    /// items, total and tracking code also need the last 4 digits of the phone number
+    /// the order was placed with (or the whole number). A phone that does not match
+    /// gets the same answer as no phone, so guessing reveals nothing more, and the
+    /// phone itself never goes into a result.
+    fn order_status(&self, order_id: &str, phone: Option<&str>) -> rusqlite::Result<Value> {
         let id = order_id.to_uppercase();
         let row = self
             .conn
@@ -206,18 +208,23 @@ impl ToolBox {
                     Ok((
                         r.get::<_, String>(0)?,
                         json!({"found": true, "order_id": id, "status": r.get::<_, String>(1)?,
-                            "eta": r.get::<_, String>(2)?, "carrier": r.get::<_, String>(3)?,
-                            "tracking_code": r.get::<_, String>(4)?, "total_vnd": r.get::<_, i64>(5)?,
+                            "eta": r.get::<_, String>(2)?, "carrier": r.get::<_, String>(3)?}),
+                        json!({"tracking_code": r.get::<_, String>(4)?, "total_vnd": r.get::<_, i64>(5)?,
                             "created_at": r.get::<_, String>(6)?}),
                     ))
                 },
             )
             .optional()?;
-        // The same answer for "no such order" and "wrong phone": never confirm that
-        // someone else's order exists.
-        let Some((_, mut v)) = row.filter(|(owner, _)| *owner == normalize_phone(phone)) else {
-            return Ok(json!({"found": false, "message": "Không tìm thấy đơn hàng khớp với mã đơn và số điện thoại."}));
+        let Some((owner, mut v, details)) = row else {
+            return Ok(json!({"found": false, "message": ORDER_NOT_FOUND}));
         };
+        if !phone.is_some_and(|p| phone_matches(p, &owner)) {
+            v["details"] = json!(DETAILS_NEED);
+            return Ok(v);
+        }
+        for (k, x) in details.as_object().into_iter().flatten() {
+            v[k] = x.clone();
+        }
         let mut st = self.conn.prepare(
             "SELECT i.sku, p.name, i.size, i.color, i.qty, i.price_vnd FROM order_items i \
              JOIN products p ON p.sku = i.sku WHERE i.order_id = ?1 ORDER BY i.rowid",

@@ -42,8 +42,8 @@ pub use holdout::Holdout;
 pub enum Intent {
     /// Order status, id and phone given at once (`get_order_status`).
     OrderStatus,
-    /// Order status after the assistant asks for the phone (multi-turn).
-    OrderAskPhone,
+    /// Order status from the id alone, then maybe the details (multi-turn).
+    OrderIdOnly,
     /// An order lookup that finds nothing.
     OrderNotFound,
     /// Stock of a SKU, size and colour (`get_stock`), with alternatives when sold out.
@@ -72,8 +72,8 @@ pub enum Intent {
 
 /// Every intent with its share of the offline mix (percent).
 pub const INTENT_WEIGHTS: [(Intent, u32); 14] = [
-    (Intent::OrderStatus, 15),
-    (Intent::OrderAskPhone, 6),
+    (Intent::OrderStatus, 9),
+    (Intent::OrderIdOnly, 12),
     (Intent::OrderNotFound, 4),
     (Intent::Stock, 12),
     (Intent::Price, 5),
@@ -93,7 +93,7 @@ impl Intent {
     pub fn name(self) -> &'static str {
         match self {
             Intent::OrderStatus => "order_status",
-            Intent::OrderAskPhone => "order_ask_phone",
+            Intent::OrderIdOnly => "order_id_only",
             Intent::OrderNotFound => "order_not_found",
             Intent::Stock => "stock",
             Intent::Price => "price",
@@ -125,7 +125,7 @@ type Builder = fn(&mut Convo, &Store) -> Result<()>;
 fn builder(intent: Intent) -> Builder {
     match intent {
         Intent::OrderStatus => orders::order_status,
-        Intent::OrderAskPhone => orders::order_ask_phone,
+        Intent::OrderIdOnly => orders::order_id_only,
         Intent::OrderNotFound => orders::order_not_found,
         Intent::Stock => catalog::stock,
         Intent::Price => catalog::price,
@@ -151,7 +151,7 @@ fn multi_turn(c: &mut Convo, store: &Store) -> Result<()> {
         (catalog::size_advice, catalog::stock),
         (catalog::search, catalog::size_advice),
         (catalog::price, catalog::stock),
-        (orders::order_ask_phone, catalog::search),
+        (orders::order_id_only, catalog::search),
     ];
     let (first, second) = PAIRS[c.rng.random_range(0..PAIRS.len())];
     c.more_to_come = true;

@@ -1,5 +1,7 @@
-//! Order conversations: status lookups with `get_order_status` (id and phone given
-//! at once, or the phone asked for first), and lookups that find nothing.
+//! Order conversations: status lookups with `get_order_status`, with the id and
+//! phone given at once (the full order), or the id alone (status, ETA and carrier;
+//! the details after the customer gives the phone's last 4 digits), and lookups
+//! that find nothing.
 
 use rand::Rng;
 use serde_json::{json, Value};
@@ -37,20 +39,31 @@ const ASK_ID_ONLY: [&str; 8] = [
     "Đơn {id} của em có bị hủy không ạ?",
 ];
 
-const ASK_PHONE: [&str; 4] = [
-    "Dạ để bảo mật thông tin, {kh} cho em xin số điện thoại đặt hàng của đơn {id} để em kiểm tra ạ.",
-    "Dạ {kh} vui lòng cung cấp thêm số điện thoại đã dùng khi đặt đơn {id} giúp em nhé.",
-    "Dạ em cần thêm số điện thoại đặt hàng để tra cứu đơn {id} ạ. {Kh} gửi em số điện thoại nhé.",
-    "Dạ vâng ạ, {kh} cho em xin số điện thoại đặt đơn {id} để em xác minh và kiểm tra giúp {kh} nhé.",
+const SUMMARY: [&str; 4] = [
+    "Dạ em kiểm tra rồi ạ: đơn {id} hiện ở trạng thái \"{status}\", đơn vị vận chuyển {carrier}, ngày giao (dự kiến) {eta} ạ.",
+    "Dạ đơn hàng {id} của {kh} đang ở trạng thái {status} ạ ({carrier}, ngày giao {eta}).",
+    "Dạ đơn {id} có trạng thái \"{status}\" ạ. Đơn đi qua {carrier}, ngày giao (dự kiến) là {eta}.",
+    "Dạ theo hệ thống, đơn {id} hiện {status_lc} ạ; đơn vị vận chuyển: {carrier}, ngày giao: {eta}.",
 ];
 
-const GIVE_PHONE: [&str; 6] = [
-    "Số của mình là {phone}",
-    "{phone} ạ",
-    "sđt {phone} nha",
-    "Dạ {phone}",
-    "SĐT: {phone}",
-    "mình đặt bằng số {phone}",
+/// For an order with no carrier or date (cancelled).
+const SUMMARY_STATUS_ONLY: [&str; 2] = [
+    "Dạ em kiểm tra rồi ạ: đơn {id} hiện ở trạng thái \"{status}\" ạ.",
+    "Dạ đơn hàng {id} của {kh} có trạng thái {status} ạ.",
+];
+
+const OFFER_DETAILS: [&str; 3] = [
+    " Nếu {kh} cần xem chi tiết sản phẩm, tổng tiền hay mã vận đơn, {kh} cho em xin 4 số cuối số điện thoại đặt hàng nhé.",
+    " {Kh} cần em xem thêm chi tiết đơn thì {kh} gửi em 4 số cuối số điện thoại đặt hàng ạ.",
+    " Để xem chi tiết đơn (sản phẩm, tổng tiền, mã vận đơn), {kh} vui lòng cho em 4 số cuối số điện thoại đặt hàng ạ.",
+];
+
+const GIVE_LAST4: [&str; 5] = [
+    "4 số cuối là {last4}",
+    "{last4} ạ",
+    "số cuối {last4} nha shop, xem chi tiết giúp mình",
+    "Dạ {last4}, em muốn xem mã vận đơn",
+    "sđt đuôi {last4}",
 ];
 
 const PREPARING: [&str; 3] = [
@@ -80,9 +93,9 @@ const RETURNING: [&str; 3] = [
 ];
 
 const NOT_FOUND: [&str; 3] = [
-    "Dạ em chưa tìm thấy đơn hàng nào khớp với mã {id} và số điện thoại {kh} cung cấp ạ. {Kh} kiểm tra lại giúp em mã đơn trong tin nhắn xác nhận và số điện thoại đặt hàng nhé.",
-    "Dạ em xin lỗi, hệ thống không có đơn {id} với số điện thoại này ạ. {Kh} xem lại giúp em mã đơn (bắt đầu bằng DH) hoặc số điện thoại đã dùng khi đặt hàng nhé.",
-    "Dạ em chưa có thông tin đơn hàng nào khớp với mã {id} và số điện thoại trên ạ. {Kh} vui lòng kiểm tra lại giúp em nhé.",
+    "Dạ em chưa tìm thấy đơn hàng nào có mã {id} ạ. {Kh} kiểm tra lại giúp em mã đơn trong tin nhắn xác nhận đặt hàng nhé.",
+    "Dạ em xin lỗi, hệ thống không có đơn {id} ạ. {Kh} xem lại giúp em mã đơn (bắt đầu bằng DH) nhé.",
+    "Dạ em chưa có thông tin đơn hàng nào với mã {id} ạ. {Kh} vui lòng kiểm tra lại mã đơn giúp em nhé.",
 ];
 
 /// How customers write a phone number.
@@ -168,44 +181,66 @@ pub fn order_status(c: &mut Convo, store: &Store) -> Result<()> {
     Ok(())
 }
 
-/// Order status where the assistant first asks for the phone number (multi-turn).
-pub fn order_ask_phone(c: &mut Convo, store: &Store) -> Result<()> {
+/// The answer to an order looked up by id alone: status, carrier and date, and
+/// how to see the details.
+fn answer_summary(c: &mut Convo, r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+    let status = s("status");
+    let t =
+        if s("eta").is_empty() || s("carrier").is_empty() { c.pick(&SUMMARY_STATUS_ONLY) } else { c.pick(&SUMMARY) };
+    let mut text = fill(
+        t,
+        &[
+            ("id", &s("order_id")),
+            ("status", &status),
+            ("status_lc", &status.to_lowercase()),
+            ("carrier", &s("carrier")),
+            ("eta", &date_vn(&s("eta"))),
+        ],
+    );
+    let offer = c.pick(&OFFER_DETAILS);
+    text.push_str(&fill(offer, &[]));
+    text
+}
+
+/// Order status from the id alone (`get_order_status` with `order_id` only), and
+/// sometimes the details after the customer gives the phone's last 4 digits.
+pub fn order_id_only(c: &mut Convo, store: &Store) -> Result<()> {
     let o = pick_order(c, store);
     c.maybe_greet();
     let id = id_as_typed(c, &o.order_id);
     let t = c.pick(&ASK_ID_ONLY);
     c.user(&fill(t, &[("id", &id)]));
-    let t = c.pick(&ASK_PHONE);
-    c.say(&fill(t, &[("id", &o.order_id)]));
-    let phone = phone_as_typed(c, &o.customer_phone);
-    let t = c.pick(&GIVE_PHONE);
-    c.user(&fill(t, &[("phone", &phone)]));
-    let r = c.call("get_order_status", json!({"order_id": o.order_id, "phone": o.customer_phone}))?;
-    let a = answer_order(c, &r);
+    let r = c.call("get_order_status", json!({"order_id": o.order_id}))?;
+    let a = answer_summary(c, &r);
     c.say(&a);
+    if c.rng.random_bool(0.4) {
+        let last4 = &o.customer_phone[o.customer_phone.len() - 4..];
+        let t = c.pick(&GIVE_LAST4);
+        c.user(&fill(t, &[("last4", last4)]));
+        let r = c.call("get_order_status", json!({"order_id": o.order_id, "phone": last4}))?;
+        let a = answer_order(c, &r);
+        c.say(&a);
+    }
     c.maybe_thank();
     Ok(())
 }
 
-/// A lookup that finds nothing: an id that does not exist, or a phone that does
-/// not match the order (the tool answers the same for both).
+/// A lookup that finds nothing: a well-formed id outside the store's range, asked
+/// with a phone number or without.
 pub fn order_not_found(c: &mut Convo, store: &Store) -> Result<()> {
     let o = pick_order(c, store);
-    let (id, phone) = if c.rng.random_bool(0.5) {
-        // A well-formed id outside the store's range.
-        (format!("DH{}", c.rng.random_range(100000..200000)), o.customer_phone.clone())
+    let id = format!("DH{}", c.rng.random_range(100000..200000));
+    let r = if c.rng.random_bool(0.5) {
+        let phone = o.customer_phone.clone();
+        let t = c.pick(&ASK_WITH_PHONE);
+        c.user(&fill(t, &[("id", &id), ("phone", &phone)]));
+        c.call("get_order_status", json!({"order_id": id, "phone": phone}))?
     } else {
-        let other = pick_order(c, store);
-        let phone = if other.customer_phone == o.customer_phone {
-            "0900000000".to_string()
-        } else {
-            other.customer_phone.clone()
-        };
-        (o.order_id.clone(), phone)
+        let t = c.pick(&ASK_ID_ONLY);
+        c.user(&fill(t, &[("id", &id)]));
+        c.call("get_order_status", json!({"order_id": id}))?
     };
-    let t = c.pick(&ASK_WITH_PHONE);
-    c.user(&fill(t, &[("id", &id), ("phone", &phone)]));
-    let r = c.call("get_order_status", json!({"order_id": id, "phone": phone}))?;
     debug_assert_eq!(r["found"], false);
     let t = c.pick(&NOT_FOUND);
     c.say(&fill(t, &[("id", &id)]));
