@@ -83,3 +83,22 @@ fn no_golden_question_appears_in_training_data() {
         }
     }
 }
+
+/// The tools the evaluation offers are the store's own schemas (the ones training
+/// data and `serve` use), and every expected call names one of them with arguments
+/// it declares.
+#[test]
+fn offered_tools_are_the_stores_and_expected_calls_fit_them() {
+    let path = root().join("evals/tools.json");
+    let offered: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(offered, serde_json::json!(stylevn::data::tools::tool_schemas()), "{} is stale", path.display());
+    for case in load_golden(&root().join("evals/golden.jsonl")).unwrap() {
+        let Some(call) = &case.expected_tool else { continue };
+        let tool = offered.as_array().unwrap().iter().find(|t| t["function"]["name"] == call.name.as_str());
+        let properties = &tool.unwrap_or_else(|| panic!("{}: unknown tool {}", case.id, call.name))["function"]
+            ["parameters"]["properties"];
+        for key in call.arguments.as_object().unwrap().keys() {
+            assert!(properties.get(key).is_some(), "{}: {} has no argument {key}", case.id, call.name);
+        }
+    }
+}
