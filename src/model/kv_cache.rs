@@ -37,6 +37,17 @@ impl Buffers {
         })
     }
 
+    /// Buffers with room for `capacity` positions holding the first `len` of `self`
+    /// (one pass over the data: the filled rows, then zeros).
+    fn regrown(&self, len: usize, capacity: usize) -> candle_core::Result<Self> {
+        let extend = |buffer: &Tensor| {
+            let (kv_heads, _, dim) = buffer.dims3()?;
+            let rest = Tensor::zeros((kv_heads, capacity - len, dim), buffer.dtype(), buffer.device())?;
+            Tensor::cat(&[&buffer.narrow(1, 0, len)?, &rest], 1)
+        };
+        Ok(Buffers { keys: extend(&self.keys)?, values: extend(&self.values)? })
+    }
+
     fn capacity(&self) -> usize {
         self.keys.dim(1).unwrap_or(0)
     }
@@ -102,12 +113,11 @@ impl KvCache {
                 // Full, or shared with another clone: move to buffers of our own.
                 let old_capacity = old.as_ref().map_or(0, |b| b.capacity());
                 let capacity = if old_capacity >= needed { old_capacity } else { needed.max(2 * old_capacity) };
-                let fresh = Buffers::zeros(k, v, capacity.max(MIN_CAPACITY))?;
-                if let Some(b) = old.filter(|_| len > 0) {
-                    let (keys, values) = b.filled(len)?;
-                    fresh.write(0, &keys, &values)?;
-                }
-                Arc::new(fresh)
+                let capacity = capacity.max(MIN_CAPACITY);
+                Arc::new(match old.filter(|_| len > 0) {
+                    Some(b) => b.regrown(len, capacity)?,
+                    None => Buffers::zeros(k, v, capacity)?,
+                })
             }
         };
         buffers.write(len, k, v)?;
