@@ -62,6 +62,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    stylevn::threads::fix_cpu_threads();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Template(args) => template::exec(args),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use serde::Deserialize;
 use stylevn::model::linear::parse_dtype;
 use stylevn::serve::api::HttpLimits;
@@ -15,6 +15,7 @@ use stylevn::serve::local::GenerationDefaults;
 use stylevn::serve::request::RequestLimits;
 use stylevn::serve::server::{default_model_name, Backend, ServeOptions, Server};
 use stylevn::serve::upstream::UpstreamConfig;
+use stylevn::serve::zalo::{self, TokenStore, Zalo, ZaloConfig};
 
 /// Serve a model over the OpenAI chat API (`/v1/chat/completions`, `/v1/models`,
 /// `/health`, `/metrics`), with continuous batching and prefix caching, or proxy
@@ -118,6 +119,26 @@ pub struct Args {
     /// Bearer token for --fallback-url.
     #[arg(long, env = "STYLEVN_FALLBACK_API_KEY", hide_env_values = true)]
     fallback_api_key: Option<String>,
+    /// Zalo app id: with it the assistant answers Zalo OA messages at `POST /zalo/webhook`.
+    /// The OA secret key, app secret and first refresh token come from the environment
+    /// variables named in [zalo] (ZALO_OA_SECRET_KEY, ZALO_APP_SECRET, ZALO_REFRESH_TOKEN).
+    /// [config: zalo.app_id]
+    #[arg(long, value_name = "ID", requires = "db")]
+    zalo_app_id: Option<String>,
+    /// Zalo token file: the access and refresh tokens, rewritten atomically at every
+    /// refresh; started from $ZALO_REFRESH_TOKEN when missing. [config: zalo.token_file]
+    #[arg(long, value_name = "FILE", requires = "db")]
+    zalo_token_file: Option<PathBuf>,
+    /// Database of handled Zalo message ids (deduplication across restarts).
+    /// [config: zalo.seen_db, default in memory]
+    #[arg(long, value_name = "FILE", requires = "db")]
+    zalo_seen_db: Option<PathBuf>,
+    /// Zalo OA API base URL. [config: zalo.api_base, default https://openapi.zalo.me]
+    #[arg(long, value_name = "URL", requires = "db")]
+    zalo_api_base: Option<String>,
+    /// Zalo OAuth base URL. [config: zalo.oauth_base, default https://oauth.zaloapp.com]
+    #[arg(long, value_name = "URL", requires = "db")]
+    zalo_oauth_base: Option<String>,
 }
 
 /// `configs/serve.toml`.
@@ -140,6 +161,43 @@ struct Config {
     top_p: f64,
     request_timeout_s: u64,
     log_format: String,
+    zalo: ZaloSection,
+}
+
+/// `[zalo]` of `configs/serve.toml`: the assistant's Zalo OA channel. Secrets are
+/// never in the file: it names the environment variables that hold them.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ZaloSection {
+    app_id: Option<String>,
+    token_file: PathBuf,
+    seen_db: Option<PathBuf>,
+    api_base: String,
+    oauth_base: String,
+    oa_secret_key_env: String,
+    app_secret_env: String,
+    refresh_token_env: String,
+    max_retries: u32,
+    backoff_ms: u64,
+    refresh_margin_s: u64,
+}
+
+impl Default for ZaloSection {
+    fn default() -> Self {
+        ZaloSection {
+            app_id: None,
+            token_file: PathBuf::from("data/zalo-tokens.json"),
+            seen_db: None,
+            api_base: zalo::API_BASE.into(),
+            oauth_base: zalo::OAUTH_BASE.into(),
+            oa_secret_key_env: "ZALO_OA_SECRET_KEY".into(),
+            app_secret_env: "ZALO_APP_SECRET".into(),
+            refresh_token_env: "ZALO_REFRESH_TOKEN".into(),
+            max_retries: 3,
+            backoff_ms: 500,
+            refresh_margin_s: 300,
+        }
+    }
 }
 
 impl Default for Config {
@@ -162,6 +220,7 @@ impl Default for Config {
             top_p: 1.0,
             request_timeout_s: 300,
             log_format: "text".into(),
+            zalo: ZaloSection::default(),
         }
     }
 }
@@ -212,6 +271,7 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         },
     };
 
+    let zalo_config = zalo_config(&args, &cfg.zalo)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let server = Server::bind(options.clone()).await?;
@@ -225,7 +285,14 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
                 let metrics = assistant.metrics().clone();
                 state.metrics.add_source(move || metrics.render());
                 println!("serving the store assistant as {id} (chat page: http://{bound}/)");
-                routes(Arc::new(AssistantState { assistant, zalo: None }))
+                let zalo = match zalo_config {
+                    Some(config) => {
+                        println!("answering Zalo OA app {} at http://{bound}/zalo/webhook", config.app_id);
+                        Some(Arc::new(Zalo::new(config, assistant.clone())?))
+                    }
+                    None => None,
+                };
+                routes(Arc::new(AssistantState { assistant, zalo }))
             }
             None => axum::Router::new(),
         };
@@ -254,6 +321,39 @@ fn assistant_options(args: &Args) -> Option<AssistantOptions> {
             .zip(args.fallback_model.clone())
             .map(|(url, model)| (url, model, args.fallback_api_key.clone())),
     })
+}
+
+/// The Zalo channel's settings when an app id is given (flag or `[zalo]`), with its
+/// secrets read from the environment and the token file started when missing.
+fn zalo_config(args: &Args, section: &ZaloSection) -> anyhow::Result<Option<ZaloConfig>> {
+    let Some(app_id) = args.zalo_app_id.clone().or_else(|| section.app_id.clone()) else { return Ok(None) };
+    if args.db.is_none() {
+        bail!("Zalo (app id {app_id}) answers through the store assistant: give --db");
+    }
+    let secret = |var: &str| {
+        std::env::var(var).ok().filter(|v| !v.is_empty()).with_context(|| {
+            format!("Zalo is on (app id {app_id}) but ${var} is not set; export it (see [zalo] in configs/serve.toml)")
+        })
+    };
+    let (oa_secret_key, app_secret) = (secret(&section.oa_secret_key_env)?, secret(&section.app_secret_env)?);
+    let token_file = args.zalo_token_file.clone().unwrap_or_else(|| section.token_file.clone());
+    if !token_file.exists() {
+        let refresh_token = secret(&section.refresh_token_env)
+            .with_context(|| format!("Zalo token file {} is missing", token_file.display()))?;
+        TokenStore::seed(&token_file, &refresh_token)?;
+    }
+    Ok(Some(ZaloConfig {
+        oa_secret_key,
+        app_secret,
+        app_id,
+        api_base: args.zalo_api_base.clone().unwrap_or_else(|| section.api_base.clone()),
+        oauth_base: args.zalo_oauth_base.clone().unwrap_or_else(|| section.oauth_base.clone()),
+        token_file,
+        max_retries: section.max_retries,
+        backoff: Duration::from_millis(section.backoff_ms),
+        refresh_margin: Duration::from_secs(section.refresh_margin_s),
+        seen_db: args.zalo_seen_db.clone().or_else(|| section.seen_db.clone()),
+    }))
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what systemd and EC2 send).

@@ -19,6 +19,7 @@ pub mod plot;
 pub mod quant;
 pub mod rag;
 pub mod serve;
+pub mod threads;
 pub mod tokenize;
 pub mod train;
 

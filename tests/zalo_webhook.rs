@@ -1,11 +1,16 @@
 //! The Zalo OA channel against a local mock of the OA message and OAuth APIs:
 //! duplicates answered once, bad signatures rejected, the webhook acknowledges
 //! while the model is busy, and an expired token is refreshed with the rotated
-//! refresh token persisted across a restart.
+//! refresh token persisted across a restart; and the `stylevn serve` binary with its
+//! `--zalo-*` flags answering one signed event through the mock.
 
 mod common;
+#[path = "eval_support/mock_openai.rs"]
+mod mock_openai;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -288,4 +293,70 @@ async fn an_expired_token_is_refreshed_and_the_new_refresh_token_survives_a_rest
     assert_eq!(s2.zalo.api().tokens().await.refresh_token, "refresh-2");
     assert_eq!(s2.model.calls.load(Ordering::SeqCst), 1, "the retried msg-1 was not answered again");
     assert_eq!(oa.sent.lock().unwrap().len(), 2);
+}
+
+/// A `stylevn serve` child process, stopped when dropped (a failed test leaves none behind).
+struct ServeProcess(Child);
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_zalo_flags_answers_a_signed_event_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let oa = Arc::new(MockOa::default());
+    *oa.refresh.lock().unwrap() = "refresh-0".into();
+    let oa_base = mock_oa(oa.clone()).await;
+    let model = mock_openai::MockServer::start(|_| mock_openai::stream_text("Dạ, em chào anh/chị ạ."));
+    let token_file = tmp.path().join("zalo-tokens.json");
+    // No token file yet: serve starts it from $ZALO_REFRESH_TOKEN.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stylevn"))
+        .args(["serve", "--port", "0", "--upstream", &model.base_url, "--upstream-model", "mock"])
+        .arg("--db")
+        .arg(store_db(tmp.path()))
+        .args(["--zalo-app-id", APP_ID, "--zalo-api-base", &oa_base, "--zalo-oauth-base", &oa_base])
+        .arg("--zalo-token-file")
+        .arg(&token_file)
+        .arg("--zalo-seen-db")
+        .arg(tmp.path().join("zalo-seen.db"))
+        .env("ZALO_OA_SECRET_KEY", OA_SECRET)
+        .env("ZALO_APP_SECRET", APP_SECRET)
+        .env("ZALO_REFRESH_TOKEN", "refresh-0")
+        .current_dir(common::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let _server = ServeProcess(child);
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        stdout.lines().map_while(Result::ok).take_while(|l| !l.contains("/v1")).collect()
+    })
+    .await
+    .unwrap();
+    let webhook_line = lines
+        .iter()
+        .find(|l| l.contains("/zalo/webhook"))
+        .unwrap_or_else(|| panic!("serve did not announce the webhook; it printed {lines:?}"));
+    let base = webhook_line.split("http://").nth(1).and_then(|rest| rest.strip_suffix("/zalo/webhook")).unwrap();
+    let base = format!("http://{base}");
+
+    let body = event("user-7", "msg-1", "Shop ơi cho em hỏi chút");
+    assert_eq!(post_event(&base, &body, &sign(&body)).await.0, 200);
+    assert_eq!(post_event(&base, &body, &sign(&body)).await.0, 200, "a retry is acknowledged");
+    assert_eq!(post_event(&base, &body, "mac=00").await.0, 401);
+    wait_for_sent(&oa, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = oa.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one event, one reply: {sent:?}");
+    assert_eq!(sent[0].0, "user-7");
+    assert!(!sent[0].1.is_empty());
+    assert!(!model.requests.lock().unwrap().is_empty(), "the answer came from the served (upstream) model");
+    // The first send refreshed the seeded token; the rotated pair is on disk.
+    let on_disk: Tokens = serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
+    assert_eq!((on_disk.access_token.as_str(), on_disk.refresh_token.as_str()), ("access-1", "refresh-1"));
 }

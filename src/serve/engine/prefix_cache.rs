@@ -3,14 +3,14 @@
 //! of a conversation) continues from the cached keys and values instead of
 //! recomputing them.
 //!
-//! An entry is a prompt's token ids and its KV cache (Arc-backed tensors: storing and
-//! handing out a cache copies no data). A lookup takes the entry sharing the longest
-//! common prefix with the new prompt; when that prefix is shorter than the entry, the
-//! cache is cut to it (one copy of the shared part). Entries are evicted least
-//! recently used first when their tokens exceed the budget.
+//! An entry is a prompt's token ids and its KV cache (shared buffers: storing and
+//! handing out a cache copies no data; a sequence copies the part it uses on its
+//! first append). A lookup takes the entry sharing the longest common prefix with
+//! the new prompt; when that prefix is shorter than the entry, the cache is cut to
+//! it. Entries are evicted least recently used first when their tokens exceed the
+//! budget.
 
 use crate::model::KvCache;
-use crate::Result;
 
 /// Shorter shared prefixes are recomputed: the copy would not pay for itself.
 const MIN_PREFIX_TOKENS: usize = 16;
@@ -37,7 +37,7 @@ impl PrefixCache {
     /// A cache for the longest cached prefix of `prompt` (at most `prompt.len() - 1`
     /// positions, so the last prompt token is always computed and gives logits), or
     /// `None` when no entry shares at least [`MIN_PREFIX_TOKENS`].
-    pub fn lookup(&mut self, prompt: &[u32]) -> Result<Option<KvCache>> {
+    pub fn lookup(&mut self, prompt: &[u32]) -> Option<KvCache> {
         self.clock += 1;
         let limit = prompt.len().saturating_sub(1);
         let best = self
@@ -48,13 +48,11 @@ impl PrefixCache {
                 (common, e)
             })
             .max_by_key(|(common, _)| *common);
-        let Some((common, entry)) = best.filter(|(common, _)| *common >= MIN_PREFIX_TOKENS) else { return Ok(None) };
+        let (common, entry) = best.filter(|(common, _)| *common >= MIN_PREFIX_TOKENS)?;
         entry.last_used = self.clock;
         let mut cache = entry.cache.clone();
-        if common < cache.len() {
-            cache.truncate(common)?;
-        }
-        Ok(Some(cache))
+        cache.truncate(common);
+        Some(cache)
     }
 
     /// Stores `cache`, the keys and values of exactly `tokens`.
@@ -99,11 +97,11 @@ mod tests {
         let a: Vec<u32> = system.iter().copied().chain([100, 101]).collect();
         pc.insert(&a, &cache_of(a.len()));
         let b: Vec<u32> = system.iter().copied().chain([200, 201, 202]).collect();
-        let hit = pc.lookup(&b).unwrap().expect("shares 40 tokens");
+        let hit = pc.lookup(&b).expect("shares 40 tokens");
         assert_eq!(hit.len(), 40);
         // The whole prompt cached: all but the last token is reused.
-        assert_eq!(pc.lookup(&a).unwrap().unwrap().len(), a.len() - 1);
-        assert!(pc.lookup(&[7; 30]).unwrap().is_none());
+        assert_eq!(pc.lookup(&a).unwrap().len(), a.len() - 1);
+        assert!(pc.lookup(&[7; 30]).is_none());
     }
 
     #[test]
@@ -113,7 +111,7 @@ mod tests {
         let b: Vec<u32> = (1000..1030).collect();
         pc.insert(&a, &cache_of(30));
         pc.insert(&b, &cache_of(30));
-        assert!(pc.lookup(&a).unwrap().is_none(), "a was evicted");
-        assert!(pc.lookup(&b).unwrap().is_some());
+        assert!(pc.lookup(&a).is_none(), "a was evicted");
+        assert!(pc.lookup(&b).is_some());
     }
 }

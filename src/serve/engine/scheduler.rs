@@ -199,16 +199,12 @@ fn admit<'t>(
     }
     metrics.prefix_cache_queries.fetch_add(1, Ordering::Relaxed);
     let cache = match prefix_cache.lookup(&request.prompt) {
-        Ok(Some(cache)) => {
+        Some(cache) => {
             metrics.prefix_cache_hits.fetch_add(1, Ordering::Relaxed);
             metrics.prefix_cache_hit_tokens.fetch_add(cache.len() as u64, Ordering::Relaxed);
             cache
         }
-        Ok(None) => model.transformer.new_cache(),
-        Err(e) => {
-            let _ = events.send(GenEvent::Failed(format!("prefix cache: {e}")));
-            return None;
-        }
+        None => model.transformer.new_cache(),
     };
     metrics.prompt_tokens.fetch_add(request.prompt.len() as u64, Ordering::Relaxed);
     let computed = cache.len();

@@ -29,6 +29,12 @@ use crate::serve::assistant::metrics::inc;
 use crate::serve::assistant::{Assistant, Turn};
 use crate::Result;
 
+/// The OA API's base URL (developers.zalo.me, "Official Account API").
+pub const API_BASE: &str = "https://openapi.zalo.me";
+
+/// The OAuth server's base URL (developers.zalo.me, "Official Account access token").
+pub const OAUTH_BASE: &str = "https://oauth.zaloapp.com";
+
 /// How long a message id is remembered (Zalo retries for up to 12 hours).
 pub const DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -41,9 +47,9 @@ pub struct ZaloConfig {
     pub oa_secret_key: String,
     /// The app secret (token refresh).
     pub app_secret: String,
-    /// OA API base, `https://openapi.zalo.me`.
+    /// OA API base, [`API_BASE`].
     pub api_base: String,
-    /// OAuth base, `https://oauth.zaloapp.com`.
+    /// OAuth base, [`OAUTH_BASE`].
     pub oauth_base: String,
     /// JSON file holding the access and refresh tokens (rewritten atomically on refresh).
     pub token_file: PathBuf,

@@ -37,6 +37,17 @@ impl TokenStore {
         Ok(TokenStore { path: path.to_path_buf(), tokens })
     }
 
+    /// Starts the token file at `path` from a refresh token alone: the access token
+    /// is obtained (and the pair rotated) on first use.
+    pub fn seed(path: &Path, refresh_token: &str) -> Result<Self> {
+        let mut store = TokenStore {
+            path: path.to_path_buf(),
+            tokens: Tokens { access_token: String::new(), refresh_token: refresh_token.into(), expires_at: 0 },
+        };
+        store.replace(store.tokens.clone())?;
+        Ok(store)
+    }
+
     /// The tokens in memory.
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
