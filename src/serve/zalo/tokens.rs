@@ -1,13 +1,13 @@
 //! The OA's tokens on disk: `{"access_token", "refresh_token", "expires_at"}`
 //! (`expires_at` in Unix seconds). A refresh token is single-use, so the rotated
-//! pair is written (atomically) before the new access token is used: a crash after
+//! pair is written (atomically, owner-only 0600) before the new access token is used: a crash after
 //! a refresh never leaves the file holding a spent refresh token.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_atomic_private;
 use crate::{Error, Result};
 
 /// The OA's current tokens.
@@ -57,7 +57,7 @@ impl TokenStore {
     pub fn replace(&mut self, tokens: Tokens) -> Result<()> {
         let mut text = serde_json::to_string_pretty(&tokens).map_err(|e| Error::msg(e.to_string()))?;
         text.push('\n');
-        write_atomic(&self.path, text.as_bytes())?;
+        write_atomic_private(&self.path, text.as_bytes())?;
         self.tokens = tokens;
         Ok(())
     }
