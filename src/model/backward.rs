@@ -170,8 +170,8 @@ impl Transformer {
         let k = rope(&k.reshape((n, nkv, hd))?, &packing.rope_cos, &packing.rope_sin)?;
         let v = v.reshape((n, nkv, hd))?;
         let mut outputs = Vec::with_capacity(packing.spans.len());
-        for &(start, len, _) in &packing.spans {
-            let (q_g, k_s, v_s) = self.sequence_heads(li, &q, &k, &v, start, len)?;
+        for (si, &(_, len, _)) in packing.spans.iter().enumerate() {
+            let (q_g, k_s, v_s) = self.sequence_heads(li, &q, &k, &v, packing, si)?;
             let p = attention_probs(&q_g, &k_s, hd, len)?;
             let o = p.matmul(&v_s)?;
             outputs.push(o.reshape((nh, len, hd))?.transpose(0, 1)?.reshape((len, nh * hd))?);
@@ -221,8 +221,11 @@ impl Transformer {
         let dattn = project_backward(attn_l.o_proj.as_ref(), &acts.attn, lo.as_ref(), &dx1, grads)?;
         let group = nh / nkv;
         let (mut dqs, mut dks, mut dvs) = (Vec::new(), Vec::new(), Vec::new());
-        for &(start, len, _) in &packing.spans {
-            let (q_g, k_s, v_s) = self.sequence_heads(li, &acts.q, &acts.k, &acts.v, start, len)?;
+        // Gradients of the shared prefix's keys and values from the later sequences,
+        // `(kv_heads, prefix, head_dim)`, added to the prefix's own at the end.
+        let mut prefix_dkv: Option<(Tensor, Tensor)> = None;
+        for (si, &(start, len, _)) in packing.spans.iter().enumerate() {
+            let (q_g, k_s, v_s) = self.sequence_heads(li, &acts.q, &acts.k, &acts.v, packing, si)?;
             let p = attention_probs(&q_g, &k_s, hd, len)?;
             let d_o = dattn.narrow(0, start, len)?.reshape((len, nh, hd))?.transpose(0, 1)?.contiguous()?;
             let d_o = d_o.reshape((nkv, group * len, hd))?;
@@ -230,10 +233,25 @@ impl Transformer {
             let dp = d_o.matmul(&v_s.t()?)?;
             let ds = softmax_backward(&p, &dp, 1.0 / (hd as f64).sqrt())?;
             let dq = ds.matmul(&k_s)?.reshape((nh, len, hd))?.transpose(0, 1)?;
-            let dk = ds.t()?.matmul(&q_g)?.transpose(0, 1)?;
+            let dk = ds.t()?.matmul(&q_g)?;
+            let (dk, dv) = match packing.prefix_of(si) {
+                Some((_, p_len)) => {
+                    let (pk, pv) = (dk.narrow(1, 0, p_len)?, dv.narrow(1, 0, p_len)?);
+                    prefix_dkv = Some(match prefix_dkv {
+                        Some((k, v)) => ((k + pk)?, (v + pv)?),
+                        None => (pk, pv),
+                    });
+                    (dk.narrow(1, p_len, len)?, dv.narrow(1, p_len, len)?)
+                }
+                None => (dk, dv),
+            };
             dqs.push(dq);
-            dks.push(dk);
+            dks.push(dk.transpose(0, 1)?);
             dvs.push(dv.transpose(0, 1)?);
+        }
+        if let Some((pk, pv)) = prefix_dkv {
+            dks[0] = (&dks[0] + pk.transpose(0, 1)?)?;
+            dvs[0] = (&dvs[0] + pv.transpose(0, 1)?)?;
         }
         let neg_sin = packing.rope_sin.neg()?;
         let dq = rope(&Tensor::cat(&dqs, 0)?, &packing.rope_cos, &neg_sin)?.reshape((n, nh * hd))?;
@@ -247,28 +265,30 @@ impl Transformer {
         Ok((dx1 + rms_norm_backward(&acts.x, &norm1.weight, norm1.eps, &dh1)?)?)
     }
 
-    /// One sequence's roped queries grouped by KV head `(kv_heads, group * len, head_dim)`,
-    /// and its keys and values `(kv_heads, len, head_dim)`.
+    /// Sequence `si`'s roped queries grouped by KV head `(kv_heads, group * len, head_dim)`,
+    /// and the keys and values it attends to `(kv_heads, keys, head_dim)`: the shared
+    /// prefix's (when it has one) followed by its own.
     fn sequence_heads(
         &self,
         li: usize,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        start: usize,
-        len: usize,
+        packing: &Packing,
+        si: usize,
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let attn = &self.layers[li].self_attn;
+        let (start, len, _) = packing.spans[si];
         let q_g = q.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?;
         let q_g = q_g.reshape((attn.num_kv_heads, (attn.num_heads / attn.num_kv_heads) * len, attn.head_dim))?;
-        let k_s = k.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?;
-        let v_s = v.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?;
-        Ok((q_g, k_s, v_s))
+        Ok((q_g, packing.attended(k, si)?, packing.attended(v, si)?))
     }
 }
 
-/// Causal attention probabilities `(kv_heads, group * len, len)` of one sequence
-/// that starts at position 0.
+/// Causal attention probabilities `(kv_heads, group * len, keys)` of one sequence's
+/// `len` queries: each sees the `keys - len` keys before the sequence and its own
+/// keys up to itself.
 fn attention_probs(q_g: &Tensor, k_s: &Tensor, head_dim: usize, len: usize) -> candle_core::Result<Tensor> {
-    causal_softmax(&q_g.matmul(&k_s.t()?)?, len, 1.0 / (head_dim as f64).sqrt())
+    let keys = k_s.dim(1)?;
+    causal_softmax(&q_g.matmul(&k_s.t()?)?, len, keys - len, 1.0 / (head_dim as f64).sqrt())
 }

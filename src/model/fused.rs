@@ -26,9 +26,11 @@ fn row_len(layout: &Layout) -> usize {
 }
 
 /// `softmax(scale * scores)` over the last dimension with a causal mask: row `r`
-/// is query `r % len` of a sequence starting at position 0 and sees keys `0..=r % len`.
+/// is query `r % len` of a sequence whose queries follow `offset` earlier keys, and
+/// sees keys `0..=offset + r % len`.
 struct CausalSoftmax {
     len: usize,
+    offset: usize,
     scale: f32,
 }
 
@@ -39,12 +41,12 @@ impl CustomOp1 for CausalSoftmax {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = slice(s, l, self.name())?;
         let keys = row_len(l);
-        if keys != self.len {
-            candle_core::bail!("causal-softmax: {keys} keys for sequences of {}", self.len)
+        if keys != self.offset + self.len {
+            candle_core::bail!("causal-softmax: {keys} keys for {} queries after {} keys", self.len, self.offset)
         }
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(keys).zip(x.par_chunks(keys)).enumerate().for_each(|(r, (o, x))| {
-            let seen = r % self.len + 1;
+            let seen = self.offset + r % self.len + 1;
             let max = x[..seen].iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * self.scale;
             let mut sum = 0f32;
             for (o, v) in o[..seen].iter_mut().zip(&x[..seen]) {
@@ -58,9 +60,10 @@ impl CustomOp1 for CausalSoftmax {
     }
 }
 
-/// Causal `softmax(scale * scores)` of one sequence's scores `(..., len, len)` rows.
-pub fn causal_softmax(scores: &Tensor, len: usize, scale: f64) -> candle_core::Result<Tensor> {
-    scores.contiguous()?.apply_op1(CausalSoftmax { len, scale: scale as f32 })
+/// Causal `softmax(scale * scores)` of one sequence's scores `(..., len, offset + len)`:
+/// `len` queries that follow `offset` keys every query sees (0 for a sequence alone).
+pub fn causal_softmax(scores: &Tensor, len: usize, offset: usize, scale: f64) -> candle_core::Result<Tensor> {
+    scores.contiguous()?.apply_op1(CausalSoftmax { len, offset, scale: scale as f32 })
 }
 
 /// `scale * p (dp - sum(p dp))` row-wise: the gradient of the scores of `softmax(scale * scores)`.

@@ -19,4 +19,4 @@ pub use files::ModelFiles;
 pub use kv_cache::KvCache;
 pub use linear::{DenseLinear, DenseLoader, LinearLoader, Projection};
 pub use load::load_transformer;
-pub use transformer::{LogitsAt, Mode, Transformer};
+pub use transformer::{LogitsAt, Mode, Packing, Transformer};

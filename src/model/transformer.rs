@@ -155,6 +155,29 @@ pub struct Packing {
     /// for all layers, `(tokens, head_dim/2)`.
     pub(super) rope_cos: Tensor,
     pub(super) rope_sin: Tensor,
+    /// Sequence 0 is a prefix shared by every other sequence: they attend to its
+    /// keys before their own, and their positions continue it.
+    pub(super) shared_prefix: bool,
+}
+
+impl Packing {
+    /// The token rows `(start, len)` that sequence `si` attends to before its own:
+    /// the shared prefix, for every sequence but the prefix itself.
+    pub(super) fn prefix_of(&self, si: usize) -> Option<(usize, usize)> {
+        (self.shared_prefix && si > 0).then(|| (self.spans[0].0, self.spans[0].1))
+    }
+
+    /// The rows of `t` `(tokens, heads, head_dim)` that sequence `si` attends to,
+    /// the shared prefix's and then its own, as `(heads, keys, head_dim)`.
+    pub(super) fn attended(&self, t: &Tensor, si: usize) -> candle_core::Result<Tensor> {
+        let (start, len, _) = self.spans[si];
+        let own = t.narrow(0, start, len)?;
+        let rows = match self.prefix_of(si) {
+            Some((p_start, p_len)) => Tensor::cat(&[&t.narrow(0, p_start, p_len)?, &own], 0)?,
+            None => own,
+        };
+        rows.transpose(0, 1)?.contiguous()
+    }
 }
 
 /// The whole model: embeddings, decoder layers, final norm, LM head.
@@ -374,7 +397,35 @@ impl Transformer {
             start += len;
         }
         let (rope_cos, rope_sin) = self.rope.rows(&positions, &self.device)?;
-        Ok(Packing { spans, rope_cos, rope_sin })
+        Ok(Packing { spans, rope_cos, rope_sin, shared_prefix: false })
+    }
+
+    /// A packed batch of sequences that share their first `prefix` tokens, stored
+    /// once: the prefix's rows first, then each sequence's rest (`suffix_lens`),
+    /// whose positions start at `prefix` and whose attention sees the prefix. The
+    /// outputs equal those of the full sequences packed side by side; training
+    /// computes a long common system prompt once per micro-batch instead of per row.
+    pub fn packing_shared_prefix(&self, prefix: usize, suffix_lens: &[usize]) -> Result<Packing> {
+        if prefix == 0 || suffix_lens.contains(&0) {
+            return Err(Error::msg(format!("shared prefix of {prefix} tokens with suffixes {suffix_lens:?}")));
+        }
+        let longest = prefix + suffix_lens.iter().max().copied().unwrap_or(0);
+        if longest > self.config.max_position_embeddings {
+            return Err(Error::msg(format!(
+                "sequence of {longest} tokens exceeds max_position_embeddings {}",
+                self.config.max_position_embeddings
+            )));
+        }
+        let mut spans = vec![(0, prefix, 0)];
+        let mut positions: Vec<u32> = (0..prefix as u32).collect();
+        let mut start = prefix;
+        for &len in suffix_lens {
+            spans.push((start, len, prefix));
+            positions.extend((prefix..prefix + len).map(|p| p as u32));
+            start += len;
+        }
+        let (rope_cos, rope_sin) = self.rope.rows(&positions, &self.device)?;
+        Ok(Packing { spans, rope_cos, rope_sin, shared_prefix: true })
     }
 }
 
@@ -399,8 +450,7 @@ impl Attention {
         for (si, &(start, len, offset)) in packing.spans.iter().enumerate() {
             // (heads, t, head_dim) per sequence.
             let q_s = q.narrow(0, start, len)?.transpose(0, 1)?;
-            let k_s = k.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?;
-            let v_s = v.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?;
+            let (k_s, v_s) = (packing.attended(&k, si)?, packing.attended(&v, si)?);
             let (k_all, v_all) = match caches.as_deref_mut() {
                 Some(c) => c[si].append(layer, &k_s, &v_s)?,
                 None => (k_s, v_s),

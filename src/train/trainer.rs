@@ -16,7 +16,7 @@ use super::schedule::learning_rate;
 use crate::atomic::write_atomic;
 use crate::lora::{attach, LoraAdapter, LoraConfig};
 use crate::model::backward::ParamGrads;
-use crate::model::{load_transformer, DenseLoader, LinearLoader, ModelFiles, Transformer};
+use crate::model::{load_transformer, DenseLoader, LinearLoader, ModelFiles, Packing, Transformer};
 use crate::quant::Nf4Loader;
 use crate::tokenize::ChatTemplate;
 use crate::{Error, Result};
@@ -306,27 +306,66 @@ fn count_targets(e: &Example) -> usize {
     e.label_mask.iter().skip(1).filter(|m| **m).count()
 }
 
-/// Tokens, sequence lengths, and the (row, target id) pairs of the loss: the logit
-/// at row `t - 1` of a sequence predicts its token `t` when `t` is a target.
+/// A micro-batch packed for the model: tokens, sequence lengths, and the (row,
+/// target id) pairs of the loss (the hidden row that predicts each target token).
+/// When the examples share a leading run of tokens that predicts no target (the
+/// system prompt and tool schemas every conversation starts with), those `prefix`
+/// tokens are stored once and `lens` are the lengths of the rest of each example.
 struct Layout {
     tokens: Vec<u32>,
+    prefix: usize,
     lens: Vec<usize>,
     rows: Vec<u32>,
     targets: Vec<u32>,
 }
 
-fn layout(examples: &[&Example]) -> Layout {
-    let mut l = Layout { tokens: Vec::new(), lens: Vec::new(), rows: Vec::new(), targets: Vec::new() };
+impl Layout {
+    /// How the model attends over this layout.
+    fn packing(&self, model: &Transformer) -> Result<Packing> {
+        match self.prefix {
+            0 => model.packing(&self.lens, None),
+            p => model.packing_shared_prefix(p, &self.lens),
+        }
+    }
+}
+
+/// The longest common prefix of `examples` that leaves every example a token to
+/// itself and in which no row predicts a target (the row before an example's first
+/// target stays its own); 0 for a single example.
+fn shared_prefix_len(examples: &[&Example]) -> usize {
+    let [first, rest @ ..] = examples else { return 0 };
+    if rest.is_empty() {
+        return 0;
+    }
+    let mut len = examples.iter().map(|e| e.input_ids.len().saturating_sub(1)).min().unwrap_or(0);
     for e in examples {
-        let start = l.tokens.len() as u32;
-        for t in 1..e.input_ids.len() {
+        let first_target = (1..e.input_ids.len()).find(|&t| e.label_mask[t]).unwrap_or(e.input_ids.len());
+        len = len.min(first_target.saturating_sub(1));
+    }
+    for e in rest {
+        len = first.input_ids.iter().zip(&e.input_ids).take(len).take_while(|(a, b)| a == b).count();
+    }
+    len
+}
+
+fn layout(examples: &[&Example]) -> Layout {
+    let prefix = shared_prefix_len(examples);
+    let mut l = Layout { tokens: Vec::new(), prefix, lens: Vec::new(), rows: Vec::new(), targets: Vec::new() };
+    if let Some(e) = examples.first() {
+        l.tokens.extend_from_slice(&e.input_ids[..prefix]);
+    }
+    for e in examples {
+        // Row of token `prefix` of this example, minus `prefix`: token t (t > prefix)
+        // is predicted from row `at + t - 1`.
+        let at = l.tokens.len() as u32 - prefix as u32;
+        for t in prefix.max(1)..e.input_ids.len() {
             if e.label_mask[t] {
-                l.rows.push(start + t as u32 - 1);
+                l.rows.push(at + t as u32 - 1);
                 l.targets.push(e.input_ids[t]);
             }
         }
-        l.tokens.extend_from_slice(&e.input_ids);
-        l.lens.push(e.input_ids.len());
+        l.tokens.extend_from_slice(&e.input_ids[prefix..]);
+        l.lens.push(e.input_ids.len() - prefix);
     }
     l
 }
@@ -344,7 +383,7 @@ fn backward_pass(
     grads: &mut ParamGrads,
 ) -> Result<f64> {
     let l = layout(examples);
-    let packing = model.packing(&l.lens, None)?;
+    let packing = l.packing(model)?;
     let mut saved = Vec::with_capacity(model.layers.len());
     let mut inputs = Vec::with_capacity(model.layers.len());
     let mut x = model.embed(&l.tokens)?;
@@ -376,7 +415,7 @@ pub fn eval_loss(model: &Transformer, adapter: &LoraAdapter, set: &[Example], mi
     for chunk in set.chunks(micro.max(1)) {
         let refs: Vec<&Example> = chunk.iter().collect();
         let l = layout(&refs);
-        let packing = model.packing(&l.lens, None)?;
+        let packing = l.packing(model)?;
         let mut x = model.embed(&l.tokens)?;
         for li in 0..model.layers.len() {
             x = model.layer_forward_saving(li, &x, &packing)?.0;
@@ -459,7 +498,7 @@ mod tests {
     /// the reference the hand-written backward is tested against.
     fn batch_nll(model: &Transformer, examples: &[&Example], mode: Mode) -> Result<(Tensor, usize)> {
         let l = layout(examples);
-        let packing = model.packing(&l.lens, None)?;
+        let packing = l.packing(model)?;
         let mut x = model.embed(&l.tokens)?;
         for li in 0..model.layers.len() {
             x = model.layer_forward(li, &x, &packing, None, mode)?;
@@ -470,26 +509,59 @@ mod tests {
     /// The hand-written backward (with and without checkpointing, with dropout, LoRA
     /// on every projection, GQA and two packed sequences) gives the gradients of
     /// candle's autograd through the differentiable forward.
+    /// A tiny fixture model on `loader` with LoRA (rank 4, `dropout`) on every
+    /// projection, its variables set to non-zero values.
+    fn tiny_with_lora(
+        fixture: usize,
+        loader: &dyn LinearLoader,
+        dropout: f32,
+    ) -> (tempfile::TempDir, Transformer, LoraAdapter, Vec<Var>) {
+        let dir = tempfile::tempdir().unwrap();
+        TINY_MODELS[fixture].write_dir(dir.path()).unwrap();
+        let files = ModelFiles::from_dir(dir.path()).unwrap();
+        let mut model = load_transformer(&files, DType::F32, &Device::Cpu, loader).unwrap();
+        let lora =
+            LoraConfig { r: 4, alpha: 8.0, dropout, target_modules: vec!["all-linear".into()], use_rslora: false };
+        let adapter = attach(&mut model, &lora, 3).unwrap();
+        let vars: Vec<Var> = adapter.vars().into_iter().map(|(_, v)| v).collect();
+        for v in &vars {
+            let t = Tensor::from_vec(uniform(&format!("{:?}", v.dims()), v.elem_count()), v.shape(), &Device::Cpu);
+            v.set(&(t.unwrap() * 0.1).unwrap()).unwrap();
+        }
+        (dir, model, adapter, vars)
+    }
+
+    /// Asserts that `backward_pass` (with and without checkpointing) gives `nll` and
+    /// the gradients `store` holds for every variable.
+    fn assert_backward_equals(
+        model: &Transformer,
+        examples: &[&Example],
+        scale: f64,
+        nll: &Tensor,
+        store: &candle_core::backprop::GradStore,
+        vars: &[Var],
+    ) {
+        for checkpointing in [false, true] {
+            let mut got = ParamGrads::default();
+            let loss = backward_pass(model, examples, scale, checkpointing, &mut got).unwrap();
+            assert!((nll.to_scalar::<f32>().unwrap() as f64 - loss).abs() < 1e-4);
+            for v in vars {
+                let want = store.get(v.as_tensor()).unwrap();
+                let g = got.take(v.as_tensor().id()).unwrap();
+                let diff = (g - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let size = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(size > 0.0 && diff <= 1e-4 * size.max(1e-3), "gradient differs by {diff} (max {size})");
+            }
+        }
+    }
+
+    /// The hand-written backward (with and without checkpointing, with dropout, LoRA
+    /// on every projection, GQA and two packed sequences) gives the gradients of
+    /// candle's autograd through the differentiable forward.
     #[test]
     fn hand_written_backward_equals_autograd() {
         for (fixture, loader) in [(0, &DenseLoader as &dyn LinearLoader), (2, &Nf4Loader)] {
-            let dir = tempfile::tempdir().unwrap();
-            TINY_MODELS[fixture].write_dir(dir.path()).unwrap();
-            let files = ModelFiles::from_dir(dir.path()).unwrap();
-            let mut model = load_transformer(&files, DType::F32, &Device::Cpu, loader).unwrap();
-            let lora = LoraConfig {
-                r: 4,
-                alpha: 8.0,
-                dropout: 0.1,
-                target_modules: vec!["all-linear".into()],
-                use_rslora: false,
-            };
-            let adapter = attach(&mut model, &lora, 3).unwrap();
-            let vars: Vec<Var> = adapter.vars().into_iter().map(|(_, v)| v).collect();
-            for v in &vars {
-                let t = Tensor::from_vec(uniform(&format!("{:?}", v.dims()), v.elem_count()), v.shape(), &Device::Cpu);
-                v.set(&(t.unwrap() * 0.1).unwrap()).unwrap();
-            }
+            let (_dir, model, adapter, vars) = tiny_with_lora(fixture, loader, 0.1);
             let mk = |n: u32, len: u32| Example {
                 input_ids: (0..len).map(|i| (i * 7 + n) % 160).collect(),
                 label_mask: (0..len).map(|i| i >= 5).collect(),
@@ -497,23 +569,59 @@ mod tests {
             };
             let (a, b) = (mk(1, 12), mk(9, 9));
             let examples = [&a, &b];
+            assert_eq!(layout(&examples).prefix, 0);
             adapter.dropout.set_training(true);
             adapter.dropout.set_key(5);
             let (nll, _) = batch_nll(&model, &examples, Mode::Train).unwrap();
             let nll = (nll * 0.5).unwrap();
             let store = nll.backward().unwrap();
-            for checkpointing in [false, true] {
-                let mut got = ParamGrads::default();
-                let loss = backward_pass(&model, &examples, 0.5, checkpointing, &mut got).unwrap();
-                assert!((nll.to_scalar::<f32>().unwrap() as f64 - loss).abs() < 1e-4);
-                for v in &vars {
-                    let want = store.get(v.as_tensor()).unwrap();
-                    let g = got.take(v.as_tensor().id()).unwrap();
-                    let diff = (g - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                    let size = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                    assert!(size > 0.0 && diff <= 1e-4 * size.max(1e-3), "gradient differs by {diff} (max {size})");
-                }
-            }
+            assert_backward_equals(&model, &examples, 0.5, &nll, &store, &vars);
         }
+    }
+
+    /// Examples packed behind one shared prefix get the loss and gradients of the
+    /// same examples run one at a time (autograd), on dense and NF4 bases with GQA.
+    #[test]
+    fn shared_prefix_backward_equals_separate_examples() {
+        for (fixture, loader) in [(0, &DenseLoader as &dyn LinearLoader), (2, &Nf4Loader)] {
+            let (_dir, model, _adapter, vars) = tiny_with_lora(fixture, loader, 0.0);
+            let mk = |n: u32, len: u32| {
+                let input_ids: Vec<u32> =
+                    (0..len).map(|i| if i < 8 { i * 11 % 160 } else { (i * 7 + n) % 160 }).collect();
+                Example { label_mask: (0..len).map(|i| i >= 10).collect(), input_ids, source: String::new() }
+            };
+            let (a, b, c) = (mk(1, 14), mk(9, 11), mk(4, 16));
+            let examples = [&a, &b, &c];
+            assert_eq!(layout(&examples).prefix, 8);
+            let mut nll = Tensor::zeros((), DType::F32, &Device::Cpu).unwrap();
+            for e in examples {
+                nll = (nll + batch_nll(&model, &[e], Mode::Train).unwrap().0).unwrap();
+            }
+            let nll = (nll * 0.25).unwrap();
+            let store = nll.backward().unwrap();
+            assert_backward_equals(&model, &examples, 0.25, &nll, &store, &vars);
+        }
+    }
+
+    /// Three examples that share their first 6 tokens: the prefix is cut before the
+    /// row that predicts the earliest target, and target rows point into the suffixes.
+    #[test]
+    fn shared_prefix_layout_by_hand() {
+        let ex = |tail: &[u32], first_target: usize| {
+            let input_ids: Vec<u32> = [1, 2, 3, 4, 5, 6].iter().chain(tail).copied().collect();
+            let label_mask = (0..input_ids.len()).map(|t| t >= first_target).collect();
+            Example { input_ids, label_mask, source: String::new() }
+        };
+        let (a, b, c) = (ex(&[7, 8], 7), ex(&[9], 6), ex(&[7, 10, 11], 7));
+        let l = layout(&[&a, &b, &c]);
+        // b's first target is token 6, predicted from row 5: the prefix stops at 5.
+        assert_eq!(l.prefix, 5);
+        assert_eq!(l.lens, vec![3, 2, 4]);
+        assert_eq!(l.tokens, vec![1, 2, 3, 4, 5, 6, 7, 8, 6, 9, 6, 7, 10, 11]);
+        // a's token 8 is predicted from packed row 6 (its token 7), b's token 9 from
+        // row 8 (its own copy of token 6), c's 10 and 11 from rows 11 and 12.
+        assert_eq!(l.rows, vec![6, 8, 11, 12]);
+        assert_eq!(l.targets, vec![8, 9, 10, 11]);
+        assert_eq!(shared_prefix_len(&[&a]), 0);
     }
 }
