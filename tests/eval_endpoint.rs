@@ -244,6 +244,9 @@ fn scores_equal_hand_computed_values_with_judge_retries_reported() {
     assert_eq!((by_id["c7"].tool_correct, by_id["c8"].tool_correct), (Some(true), Some(false)));
     assert_eq!(by_id["c8"].tool_calls[0].arguments["size"], "L");
     assert!(close(q.tool_call_accuracy, 0.5));
+    // Both called the expected tool; c8's arguments were wrong.
+    assert_eq!(by_id["c8"].tool_name_correct, Some(true));
+    assert!(close(q.tool_name_accuracy, 1.0));
     assert_eq!((q.tool_cases, q.spurious_tool_calls), (2, 0));
     // must_include: c1 1/2, c2 2/2, c3 1/1.
     assert!(close(q.must_include, (0.5 + 1.0 + 1.0) / 3.0));

@@ -42,6 +42,9 @@ pub struct QualitySummary {
     pub refusal_recall: Option<f64>,
     /// Tool turns with the right call / tool turns.
     pub tool_call_accuracy: Option<f64>,
+    /// Tool turns where the expected tool was called, arguments aside / tool turns.
+    #[serde(default)]
+    pub tool_name_accuracy: Option<f64>,
     /// Cases expecting a tool call.
     pub tool_cases: usize,
     /// Text turns where a tool was called instead.
@@ -93,6 +96,7 @@ pub fn summarize_quality(results: &[CaseResult], judge: Option<JudgeStats>) -> Q
     }
     let f = |get: fn(&CaseResult) -> Option<f64>| mean_defined(ok.iter().map(|r| get(r)));
     let tool: Vec<bool> = ok.iter().filter_map(|r| r.tool_correct).collect();
+    let tool_name: Vec<bool> = ok.iter().filter_map(|r| r.tool_name_correct).collect();
     let halluc: Vec<bool> = ok.iter().filter_map(|r| r.hallucinated).collect();
     QualitySummary {
         cases: results.len(),
@@ -107,6 +111,7 @@ pub fn summarize_quality(results: &[CaseResult], judge: Option<JudgeStats>) -> Q
         refusal_recall: refusals.recall(),
         refusals,
         tool_call_accuracy: ratio(tool.iter().filter(|t| **t).count(), tool.len()),
+        tool_name_accuracy: ratio(tool_name.iter().filter(|t| **t).count(), tool_name.len()),
         tool_cases: tool.len(),
         spurious_tool_calls: ok.iter().filter(|r| r.spurious_tool_call).count(),
         must_include: f(|r| r.must_include),
@@ -281,6 +286,7 @@ pub fn headline(report: &Value) -> BTreeMap<String, (f64, bool)> {
         ("hallucination_rate", "/quality/hallucination_rate", false),
         ("grounding", "/quality/grounding", true),
         ("tool_call_accuracy", "/quality/tool_call_accuracy", true),
+        ("tool_name_accuracy", "/quality/tool_name_accuracy", true),
         ("refusal_precision", "/quality/refusal_precision", true),
         ("refusal_recall", "/quality/refusal_recall", true),
         ("must_include", "/quality/must_include", true),

@@ -67,6 +67,7 @@ pub fn markdown(report: &Report, compare: Option<&[Delta]>) -> String {
         ("hallucination rate", opt(q.hallucination_rate)),
         ("grounding (deterministic)", opt(q.grounding)),
         ("tool-call accuracy", format!("{} ({} cases)", opt(q.tool_call_accuracy), q.tool_cases)),
+        ("right tool, arguments aside", opt(q.tool_name_accuracy)),
         ("spurious tool calls", q.spurious_tool_calls.to_string()),
         ("refusal precision", opt(q.refusal_precision)),
         ("refusal recall", opt(q.refusal_recall)),

@@ -75,6 +75,9 @@ pub struct CaseResult {
     pub must_refuse: bool,
     /// Whether the expected tool call was made (tool turns only).
     pub tool_correct: Option<bool>,
+    /// Whether a call named the expected tool, whatever its arguments (tool turns only).
+    #[serde(default)]
+    pub tool_name_correct: Option<bool>,
     /// A tool was called where a text answer was expected.
     pub spurious_tool_call: bool,
     /// Share of `must_include` facts stated (when there are any).
@@ -110,6 +113,7 @@ pub fn score_case(
         refused: false,
         must_refuse: case.must_refuse,
         tool_correct: None,
+        tool_name_correct: None,
         spurious_tool_call: false,
         must_include: None,
         missing: Vec::new(),
@@ -128,6 +132,7 @@ pub fn score_case(
     r.refused = is_refusal(&r.answer, refusal_markers);
     if let Some(expected) = &case.expected_tool {
         r.tool_correct = Some(reply.tool_calls.iter().any(|c| tool_call_matches(expected, c)));
+        r.tool_name_correct = Some(reply.tool_calls.iter().any(|c| c.name == expected.name));
         return r;
     }
     r.spurious_tool_call = !reply.tool_calls.is_empty();

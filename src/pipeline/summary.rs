@@ -12,8 +12,9 @@ use crate::eval::report::headline;
 use crate::Result;
 
 /// Metrics of the before/after table, in order, with their labels.
-const METRICS: [(&str, &str); 9] = [
+const METRICS: [(&str, &str); 10] = [
     ("tool_call_accuracy", "tool-call accuracy"),
+    ("tool_name_accuracy", "right tool, arguments aside"),
     ("must_include", "must-include coverage"),
     ("grounding", "grounding (deterministic faithfulness)"),
     ("faithfulness", "faithfulness (judge)"),
