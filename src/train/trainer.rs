@@ -32,7 +32,7 @@ pub struct StepMetrics {
     pub lr: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
-    /// Tokens (all positions) processed per second in this step.
+    /// Tokens of the step's examples per second, each example counted whole (shared prefix included).
     pub tokens_per_sec: f64,
     /// Validation loss, when evaluated at this step.
     pub eval_loss: Option<f64>,
