@@ -221,9 +221,6 @@ impl Transformer {
         let dattn = project_backward(attn_l.o_proj.as_ref(), &acts.attn, lo.as_ref(), &dx1, grads)?;
         let group = nh / nkv;
         let (mut dqs, mut dks, mut dvs) = (Vec::new(), Vec::new(), Vec::new());
-        // Gradients of the shared prefix's keys and values from the later sequences,
-        // `(kv_heads, prefix, head_dim)`, added to the prefix's own at the end.
-        let mut prefix_dkv: Option<(Tensor, Tensor)> = None;
         for (si, &(start, len, _)) in packing.spans.iter().enumerate() {
             let (q_g, k_s, v_s) = self.sequence_heads(li, &acts.q, &acts.k, &acts.v, packing, si)?;
             let p = attention_probs(&q_g, &k_s, hd, len)?;
@@ -235,12 +232,11 @@ impl Transformer {
             let dq = ds.matmul(&k_s)?.reshape((nh, len, hd))?.transpose(0, 1)?;
             let dk = ds.t()?.matmul(&q_g)?;
             let (dk, dv) = match packing.prefix_of(si) {
+                // The shared prefix is sequence 0, already done: its keys and values
+                // also get this sequence's gradient.
                 Some((_, p_len)) => {
-                    let (pk, pv) = (dk.narrow(1, 0, p_len)?, dv.narrow(1, 0, p_len)?);
-                    prefix_dkv = Some(match prefix_dkv {
-                        Some((k, v)) => ((k + pk)?, (v + pv)?),
-                        None => (pk, pv),
-                    });
+                    dks[0] = (&dks[0] + dk.narrow(1, 0, p_len)?.transpose(0, 1)?)?;
+                    dvs[0] = (&dvs[0] + dv.narrow(1, 0, p_len)?.transpose(0, 1)?)?;
                     (dk.narrow(1, p_len, len)?, dv.narrow(1, p_len, len)?)
                 }
                 None => (dk, dv),
@@ -248,10 +244,6 @@ impl Transformer {
             dqs.push(dq);
             dks.push(dk.transpose(0, 1)?);
             dvs.push(dv.transpose(0, 1)?);
-        }
-        if let Some((pk, pv)) = prefix_dkv {
-            dks[0] = (&dks[0] + pk.transpose(0, 1)?)?;
-            dvs[0] = (&dvs[0] + pv.transpose(0, 1)?)?;
         }
         let neg_sin = packing.rope_sin.neg()?;
         let dq = rope(&Tensor::cat(&dqs, 0)?, &packing.rope_cos, &neg_sin)?.reshape((n, nh * hd))?;

@@ -380,11 +380,27 @@ impl Transformer {
 
     /// Where each sequence of a packed batch lies; positions continue `caches` when given.
     pub fn packing(&self, seq_lens: &[usize], caches: Option<&[KvCache]>) -> Result<Packing> {
-        let mut spans = Vec::with_capacity(seq_lens.len());
-        let mut positions = Vec::with_capacity(seq_lens.iter().sum());
-        let mut start = 0;
-        for (i, &len) in seq_lens.iter().enumerate() {
-            let offset = caches.map(|c| c[i].len()).unwrap_or(0);
+        let offsets = (0..seq_lens.len()).map(|i| caches.map(|c| c[i].len()).unwrap_or(0));
+        self.pack(seq_lens.iter().copied().zip(offsets), false)
+    }
+
+    /// A packed batch of sequences that share their first `prefix` tokens, stored
+    /// once: the prefix's rows first, then each sequence's rest (`suffix_lens`),
+    /// whose positions start at `prefix` and whose attention sees the prefix. The
+    /// outputs equal those of the full sequences packed side by side; training
+    /// computes a long common system prompt once per micro-batch instead of per row.
+    pub fn packing_shared_prefix(&self, prefix: usize, suffix_lens: &[usize]) -> Result<Packing> {
+        if prefix == 0 || suffix_lens.contains(&0) {
+            return Err(Error::msg(format!("shared prefix of {prefix} tokens with suffixes {suffix_lens:?}")));
+        }
+        let suffixes = suffix_lens.iter().map(|&len| (len, prefix));
+        self.pack(std::iter::once((prefix, 0)).chain(suffixes), true)
+    }
+
+    /// Spans and RoPE rows of sequences given as (length, first position), back to back.
+    fn pack(&self, seqs: impl Iterator<Item = (usize, usize)>, shared_prefix: bool) -> Result<Packing> {
+        let (mut spans, mut positions, mut start) = (Vec::new(), Vec::new(), 0);
+        for (len, offset) in seqs {
             if offset + len > self.config.max_position_embeddings {
                 return Err(Error::msg(format!(
                     "sequence of {} tokens exceeds max_position_embeddings {}",
@@ -397,35 +413,7 @@ impl Transformer {
             start += len;
         }
         let (rope_cos, rope_sin) = self.rope.rows(&positions, &self.device)?;
-        Ok(Packing { spans, rope_cos, rope_sin, shared_prefix: false })
-    }
-
-    /// A packed batch of sequences that share their first `prefix` tokens, stored
-    /// once: the prefix's rows first, then each sequence's rest (`suffix_lens`),
-    /// whose positions start at `prefix` and whose attention sees the prefix. The
-    /// outputs equal those of the full sequences packed side by side; training
-    /// computes a long common system prompt once per micro-batch instead of per row.
-    pub fn packing_shared_prefix(&self, prefix: usize, suffix_lens: &[usize]) -> Result<Packing> {
-        if prefix == 0 || suffix_lens.contains(&0) {
-            return Err(Error::msg(format!("shared prefix of {prefix} tokens with suffixes {suffix_lens:?}")));
-        }
-        let longest = prefix + suffix_lens.iter().max().copied().unwrap_or(0);
-        if longest > self.config.max_position_embeddings {
-            return Err(Error::msg(format!(
-                "sequence of {longest} tokens exceeds max_position_embeddings {}",
-                self.config.max_position_embeddings
-            )));
-        }
-        let mut spans = vec![(0, prefix, 0)];
-        let mut positions: Vec<u32> = (0..prefix as u32).collect();
-        let mut start = prefix;
-        for &len in suffix_lens {
-            spans.push((start, len, prefix));
-            positions.extend((prefix..prefix + len).map(|p| p as u32));
-            start += len;
-        }
-        let (rope_cos, rope_sin) = self.rope.rows(&positions, &self.device)?;
-        Ok(Packing { spans, rope_cos, rope_sin, shared_prefix: true })
+        Ok(Packing { spans, rope_cos, rope_sin, shared_prefix })
     }
 }
 

@@ -506,9 +506,6 @@ mod tests {
         Ok((nll_from_hidden(model, &x, &l)?, l.targets.len()))
     }
 
-    /// The hand-written backward (with and without checkpointing, with dropout, LoRA
-    /// on every projection, GQA and two packed sequences) gives the gradients of
-    /// candle's autograd through the differentiable forward.
     /// A tiny fixture model on `loader` with LoRA (rank 4, `dropout`) on every
     /// projection, its variables set to non-zero values.
     fn tiny_with_lora(
