@@ -20,6 +20,7 @@ pub mod quant;
 pub mod rag;
 pub mod serve;
 pub mod threads;
+pub mod tls;
 pub mod tokenize;
 pub mod train;
 

@@ -442,7 +442,7 @@ async fn serve_routes(a: Assistant) -> String {
 async fn http_completions_stream_and_feedback() {
     let f = fixture();
     let base = serve_routes(assistant(&f, Arc::new(ScriptedBackend::new("honest", honest)), None)).await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    stylevn::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         http.post(format!("{base}{path}")).header("content-type", "application/json").body(body.to_string()).send()

@@ -165,6 +165,7 @@ fn sign(body: &str) -> String {
 
 async fn post_event(base: &str, body: &str, signature: &str) -> (u16, Duration) {
     let t = Instant::now();
+    stylevn::tls::install_crypto_provider();
     let r = reqwest::Client::new()
         .post(format!("{base}/zalo/webhook"))
         .header("x-zevent-signature", signature)

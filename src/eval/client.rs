@@ -45,19 +45,11 @@ pub struct ChatClient {
     endpoint: Endpoint,
 }
 
-/// Installs the process-wide TLS crypto provider (ring) once, so https endpoints work.
-fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl ChatClient {
     /// A client for `endpoint`. Requests are sent once: retrying is the caller's
     /// decision (the judge retries and counts; the model under test never retries).
     pub fn new(endpoint: Endpoint) -> Self {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let mut config = OpenAIConfig::new().with_api_base(endpoint.base_url.trim_end_matches('/'));
         config = config.with_api_key(endpoint.api_key.clone().unwrap_or_default());
         // No hidden retries: async-openai's default transport retries 429/5xx, which would

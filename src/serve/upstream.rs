@@ -42,10 +42,7 @@ pub struct UpstreamChatService {
 impl UpstreamChatService {
     /// A service for `config`; each request may take at most `timeout`.
     pub fn new(config: UpstreamConfig, timeout: Duration) -> Self {
-        static CRYPTO: std::sync::Once = std::sync::Once::new();
-        CRYPTO.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
+        crate::tls::install_crypto_provider();
         let openai = OpenAIConfig::new()
             .with_api_base(config.base_url.trim_end_matches('/'))
             .with_api_key(config.api_key.clone().unwrap_or_default());

@@ -65,10 +65,7 @@ pub fn write_tiny_chat_model(dir: &Path) {
 
 /// An HTTP client (installing the TLS crypto provider reqwest is built to expect).
 pub fn http() -> reqwest::Client {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+    stylevn::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 

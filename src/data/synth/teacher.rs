@@ -254,8 +254,7 @@ pub fn run_teacher(
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("tokio runtime: {e}")))?;
-    // https endpoints need a process-wide rustls crypto provider; installing twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::tls::install_crypto_provider();
     let config = OpenAIConfig::new()
         .with_api_base(opts.url.trim_end_matches('/'))
         .with_api_key(opts.api_key.clone().unwrap_or_default());

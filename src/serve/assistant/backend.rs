@@ -143,7 +143,7 @@ pub struct OpenAiBackend {
 impl OpenAiBackend {
     /// A backend for `model` at `base_url` (including `/v1`); requests are sent once.
     pub fn new(base_url: &str, model: &str, api_key: Option<&str>, timeout: Duration) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_crypto_provider();
         let config =
             OpenAIConfig::new().with_api_base(base_url.trim_end_matches('/')).with_api_key(api_key.unwrap_or_default());
         let client = async_openai::Client::with_config(config)

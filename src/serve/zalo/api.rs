@@ -51,7 +51,7 @@ struct Failure {
 impl ZaloApi {
     /// A client over `tokens`, counting into `metrics`.
     pub fn new(config: &ZaloConfig, tokens: TokenStore, metrics: Arc<Metrics>) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
         ZaloApi { http, config: config.clone(), tokens: Mutex::new(tokens), metrics }
     }
