@@ -1,6 +1,7 @@
 //! Matrix-vector product for single-token decoding on the CPU: `y = W x` with `W`
-//! row-major `[out, in]`, rows split across rayon threads, dot products with
-//! AVX2/FMA when the CPU has them. Decoding one token is bound by reading the
+//! row-major `[out, in]` in f32 or f16 (widened on the fly, as AWQ checkpoints keep
+//! their embedding table), rows split across rayon threads, dot products with
+//! AVX2/FMA/F16C when the CPU has them. Decoding one token is bound by reading the
 //! weights once; a GEMM kernel tuned for matrices leaves bandwidth unused here.
 
 use std::sync::OnceLock;
@@ -8,12 +9,12 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-/// `x · Wᵀ` for `x` of shape `(1, in)` and f32 `w` of shape `(out, in)`; `None` when
-/// the inputs do not fit this kernel (the caller then uses the general matmul).
-/// No gradient flows through it: callers use it only for untracked tensors.
+/// `x · Wᵀ` for f32 `x` of shape `(1, in)` and f32 or f16 `w` of shape `(out, in)`;
+/// `None` when the inputs do not fit this kernel (the caller then uses the general
+/// matmul). No gradient flows through it: callers use it only for untracked tensors.
 pub fn gemv(x: &Tensor, w: &Tensor) -> candle_core::Result<Option<Tensor>> {
     let fits = x.dtype() == candle_core::DType::F32
-        && w.dtype() == candle_core::DType::F32
+        && matches!(w.dtype(), candle_core::DType::F32 | candle_core::DType::F16)
         && x.device().is_cpu()
         && x.rank() == 2
         && x.dim(0)? == 1
@@ -39,31 +40,98 @@ impl CustomOp2 for Gemv {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (s1, s2) else { candle_core::bail!("gemv: f32 only") };
-        let (Some((x0, x1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+        let CpuStorage::F32(x) = s1 else { candle_core::bail!("gemv: f32 input only") };
+        let (Some((x0, x1)), Some((w0, _))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
             candle_core::bail!("gemv: contiguous inputs only")
         };
         let (out, inp) = l2.shape().dims2()?;
         let x = &x[x0..x1];
-        let w = &w[w0..w1];
         if x.len() != inp {
             candle_core::bail!("gemv: x has {} values, W has {} columns", x.len(), inp)
         }
-        let dot = dot_kernel();
-        let mut y = vec![0f32; out];
-        let rows_per_task = (out / (rayon::current_num_threads() * 8)).max(16);
-        y.par_chunks_mut(rows_per_task).enumerate().for_each(|(c, ys)| {
-            let first = c * rows_per_task;
-            for (j, yj) in ys.iter_mut().enumerate() {
-                let row = first + j;
-                *yj = dot(&w[row * inp..(row + 1) * inp], x);
+        let y = match s2 {
+            CpuStorage::F32(w) => {
+                let dot = dot_kernel();
+                rows_par(out, |row| dot(&w[w0 + row * inp..w0 + (row + 1) * inp], x))
             }
-        });
+            CpuStorage::F16(w) => {
+                let dot = dot_f16_kernel();
+                rows_par(out, |row| dot(&w[w0 + row * inp..w0 + (row + 1) * inp], x))
+            }
+            _ => candle_core::bail!("gemv: f32 or f16 weights only"),
+        };
         Ok((CpuStorage::F32(y), Shape::from((1, out))))
     }
 }
 
+/// `out` values `row(r)`, rows split across the pool.
+fn rows_par(out: usize, row: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
+    let mut y = vec![0f32; out];
+    let rows_per_task = (out / (rayon::current_num_threads() * 8)).max(16);
+    y.par_chunks_mut(rows_per_task).enumerate().for_each(|(c, ys)| {
+        for (j, yj) in ys.iter_mut().enumerate() {
+            *yj = row(c * rows_per_task + j);
+        }
+    });
+    y
+}
+
 type DotFn = fn(&[f32], &[f32]) -> f32;
+type DotF16Fn = fn(&[half::f16], &[f32]) -> f32;
+
+fn dot_f16_kernel() -> DotF16Fn {
+    static KERNEL: OnceLock<DotF16Fn> = OnceLock::new();
+    *KERNEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
+            return dot_f16_avx2_entry;
+        }
+        dot_f16_portable
+    })
+}
+
+fn dot_f16_portable(a: &[half::f16], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(w, x)| w.to_f32() * x).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_f16_avx2_entry(a: &[half::f16], b: &[f32]) -> f32 {
+    // SAFETY: selected only after runtime detection of AVX2, FMA and F16C.
+    unsafe { dot_f16_avx2(a, b) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_avx2(a: &[half::f16], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr() as *const __m128i, b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, acc_k) in acc.iter_mut().enumerate() {
+            let va = _mm256_cvtph_ps(_mm_loadu_si128(pa.add(i / 8 + k)));
+            *acc_k = _mm256_fmadd_ps(va, _mm256_loadu_ps(pb.add(i + 8 * k)), *acc_k);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(pa.add(i / 8))), _mm256_loadu_ps(pb.add(i)), acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+    let mut total: f32 = lanes.iter().sum();
+    while i < n {
+        total += a[i].to_f32() * b[i];
+        i += 1;
+    }
+    total
+}
 
 fn dot_kernel() -> DotFn {
     static KERNEL: OnceLock<DotFn> = OnceLock::new();
@@ -144,6 +212,25 @@ mod tests {
             }
             assert_eq!(dot_portable(&[1.0; 19], &[2.0; 19]), 38.0);
         }
+    }
+
+    #[test]
+    fn half_weights_equal_the_widened_matmul() {
+        for (out, inp) in [(3, 7), (40, 576), (9, 100)] {
+            let w: Vec<half::f16> =
+                (0..out * inp).map(|i| half::f16::from_f32(((i * 37 % 101) as f32 - 50.0) / 64.0)).collect();
+            let x: Vec<f32> = (0..inp).map(|i| ((i * 13 % 29) as f32 - 14.0) / 14.0).collect();
+            let w = Tensor::from_vec(w, (out, inp), &Device::Cpu).unwrap();
+            let x = Tensor::from_vec(x, (1, inp), &Device::Cpu).unwrap();
+            let wide = w.to_dtype(candle_core::DType::F32).unwrap();
+            let want = x.matmul(&wide.t().unwrap()).unwrap().to_vec2::<f32>().unwrap();
+            let got = gemv(&x, &w).unwrap().unwrap().to_vec2::<f32>().unwrap();
+            for (a, b) in got[0].iter().zip(&want[0]) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{out}x{inp}: {a} vs {b}");
+            }
+        }
+        let w: Vec<half::f16> = (0..19).map(|i| half::f16::from_f32(i as f32)).collect();
+        assert_eq!(dot_f16_portable(&w, &[2.0; 19]), 342.0);
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub trait LowRank {
     fn dropout_mask(&self, shape: &Shape) -> candle_core::Result<Option<Tensor>>;
 }
 
-/// A dense layer holding its weight `[out, in]` and optional bias `[out]`.
+/// A dense layer holding its weight `[out, in]` and optional bias `[out]`. A weight
+/// held in another dtype than the input (an f16 LM head in an f32 model) is widened
+/// on the fly: row by row when decoding one token, for the call otherwise.
 #[derive(Debug, Clone)]
 pub struct DenseLinear {
     weight: Tensor,
@@ -75,7 +77,9 @@ impl Projection for DenseLinear {
                 None => Ok(y),
             };
         }
-        candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)
+        let weight =
+            if self.weight.dtype() == x.dtype() { self.weight.clone() } else { self.weight.to_dtype(x.dtype())? };
+        candle_nn::Linear::new(weight, self.bias.clone()).forward(x)
     }
     fn in_features(&self) -> usize {
         self.weight.dims2().map(|(_, i)| i).unwrap_or(0)
@@ -103,6 +107,12 @@ pub trait LinearLoader {
         out_features: usize,
         bias: bool,
     ) -> Result<Box<dyn Projection>>;
+
+    /// The dtype the embedding table (and the LM head tied to it) is held in when the
+    /// model computes in `compute`: the compute dtype unless a loader knows better.
+    fn table_dtype(&self, compute: DType) -> DType {
+        compute
+    }
 }
 
 /// Loads projections as dense weights in the model's compute dtype.

@@ -206,7 +206,8 @@ impl Transformer {
         let (h, hd) = (config.hidden_size, config.head_dim());
         let (nh, nkv) = (config.num_attention_heads, config.num_kv_heads());
         let vb_m = vb.pp("model");
-        let embed_tokens = vb_m.pp("embed_tokens").get((config.vocab_size, h), "weight")?;
+        let embed_tokens =
+            vb_m.pp("embed_tokens").set_dtype(linear.table_dtype(vb.dtype())).get((config.vocab_size, h), "weight")?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let vb_l = vb_m.pp(format!("layers.{i}"));
@@ -305,7 +306,23 @@ impl Transformer {
     /// from `caches[i]` (its positions start at the cache length) and its keys and
     /// values are appended; without, every sequence starts at position 0.
     /// Returns logits as `(tokens, vocab)` or `(sequences, vocab)` (see [`LogitsAt`]), in f32.
+    ///
+    /// The pass runs on a rayon worker thread: every kernel it starts (hundreds per
+    /// decoded token) is then split by work stealing within the pool instead of being
+    /// handed over from an outside thread that sleeps until it returns, which cost a
+    /// third of single-token decode time (`stylevn generate`, 2 threads).
     pub fn forward(
+        &self,
+        tokens: &[u32],
+        seq_lens: &[usize],
+        caches: Option<&mut [KvCache]>,
+        mode: Mode,
+        at: LogitsAt,
+    ) -> Result<Tensor> {
+        rayon::scope(|_| self.forward_in_pool(tokens, seq_lens, caches, mode, at))
+    }
+
+    fn forward_in_pool(
         &self,
         tokens: &[u32],
         seq_lens: &[usize],
@@ -343,7 +360,7 @@ impl Transformer {
 
     /// The embeddings of `tokens`, `(tokens, hidden)`: the input of layer 0.
     pub fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
-        Ok(self.embed_tokens.index_select(&Tensor::new(tokens, &self.device)?, 0)?)
+        Ok(self.embed_tokens.index_select(&Tensor::new(tokens, &self.device)?, 0)?.to_dtype(self.dtype)?)
     }
 
     /// Decoder layer `li` on hidden states `x` of a packed batch (see [`Transformer::packing`]).

@@ -93,6 +93,8 @@ impl LinearLoader for AwqLoader {
         bias: bool,
     ) -> Result<Box<dyn Projection>> {
         if !name.starts_with("model.layers.") {
+            let dtype = self.table_dtype(vb.dtype());
+            let vb = vb.set_dtype(dtype);
             return DenseLoader.load(vb, name, in_features, out_features, bias);
         }
         let group = self.config.group_size;
@@ -122,6 +124,15 @@ impl LinearLoader for AwqLoader {
         let weight = tensors.to_quant().and_then(|q| q.to_int4()).map_err(|e| Error::msg(format!("{name}: {e}")))?;
         let bias = if bias { Some(vb.get(out_features, "bias")?) } else { None };
         Ok(Box::new(Int4Linear::new(weight, bias)))
+    }
+
+    /// fp16, as AutoAWQ stores the embedding table and LM head, when the model
+    /// computes in f32: nothing is lost, half the bytes are read per decoded token.
+    fn table_dtype(&self, compute: DType) -> DType {
+        match compute {
+            DType::F32 => DType::F16,
+            other => other,
+        }
     }
 }
 

@@ -2,15 +2,19 @@
 //! matmul rather than AutoAWQ's GPU layout (the file format lives in `awq_gemm.rs`):
 //!
 //! - codes row-major `[out, in]`, eight per `u32`: element `8w + i` of a row sits in
-//!   bits `4i..4i+4` of word `w`, so one broadcast and one variable shift unpack eight
-//!   consecutive inputs into eight SIMD lanes;
+//!   bits `4i..4i+4` of word `w`; read as bytes, 16 bytes hold a block of 32
+//!   inputs, the even ones in the low nibbles and the odd ones in the high nibbles;
 //! - per `(row, group)` a scale `s` (an f16 value, widened) and an integer zero
 //!   point `z`, so `w = (q - z) * s`, exact in f32.
 //!
-//! `y = Σ_g s_g (Σ_{k∈g} q_k x_k − z_g Σ_{k∈g} x_k)`: the group sums of `x` are
-//! computed once per token, the inner loop is one FMA per code. Decoding (a few
-//! tokens) streams the 4-bit codes once per token; larger batches dequantize the
-//! matrix transiently and use the f32 GEMM.
+//! Decoding (up to [`FUSED_MAX_TOKENS`] tokens) runs an integer kernel, as llama.cpp
+//! does for its 4-bit formats: each token's activations are rounded to int8 in
+//! blocks of 32 with one f32 step `d_b` each (`x̂ = d_b q̂`, at most `d_b / 2` off),
+//! and `y = Σ_b s_g d_b Σ_{k∈b} q_k q̂_k − Σ_g s_g z_g Σ_{k∈g} x̂_k`, where the inner
+//! sums are 32 u8×i8 products in two AVX2 instructions. The result is the exact
+//! product of the dequantized weight with `x̂`. Larger batches (prefill,
+//! perplexity) dequantize the matrix transiently and use the f32 GEMM on `x` itself,
+//! as do groups that are not a multiple of 32 (only tiny test models have them).
 
 use std::sync::OnceLock;
 
@@ -119,11 +123,11 @@ impl Int4Weight {
 
     /// `x Wᵀ` for `x` row-major `[n, cols]`: `[n, rows]`.
     pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
-        if n > FUSED_MAX_TOKENS {
+        if n > FUSED_MAX_TOKENS || self.group % ACT_BLOCK != 0 {
             return dense_matmul(x, n, self.cols, &self.dequantize(), self.rows);
         }
         let groups = self.groups();
-        let xsums: Vec<f32> = x.chunks_exact(self.group).map(|g| g.iter().sum()).collect();
+        let acts: Vec<Int8Acts> = x.chunks_exact(self.cols).map(|xt| Int8Acts::quantize(xt, self.group)).collect();
         let kernel = row_kernel();
         let words_per_row = self.cols / 8;
         let rows_per_task = (self.rows / (rayon::current_num_threads() * 4)).max(8);
@@ -132,13 +136,13 @@ impl Int4Weight {
         y_rows.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(task, ys)| {
             for (j, yr) in ys.chunks_exact_mut(n).enumerate() {
                 let r = task * rows_per_task + j;
-                let words = &self.words[r * words_per_row..(r + 1) * words_per_row];
-                let scales = &self.scales[r * groups..(r + 1) * groups];
-                let zeros = &self.zeros[r * groups..(r + 1) * groups];
-                for (t, y) in yr.iter_mut().enumerate() {
-                    let xt = &x[t * self.cols..(t + 1) * self.cols];
-                    let st = &xsums[t * groups..(t + 1) * groups];
-                    *y = kernel(words, xt, scales, zeros, st, self.group);
+                let row = WeightRow {
+                    words: &self.words[r * words_per_row..(r + 1) * words_per_row],
+                    scales: &self.scales[r * groups..(r + 1) * groups],
+                    zeros: &self.zeros[r * groups..(r + 1) * groups],
+                };
+                for (y, a) in yr.iter_mut().zip(&acts) {
+                    *y = kernel(&row, a);
                 }
             }
         });
@@ -155,6 +159,62 @@ impl Int4Weight {
     }
 }
 
+/// Inputs per activation block of the integer kernel (one code block: 16 bytes).
+const ACT_BLOCK: usize = 32;
+
+/// One token's activations rounded to int8 for the integer kernel.
+#[derive(Debug)]
+struct Int8Acts {
+    /// Per block of 32 inputs: the 16 even inputs, then the 16 odd ones.
+    q: Vec<i8>,
+    /// Per block: the step `d_b = max |x| / 127`.
+    d: Vec<f32>,
+    /// Per group: `Σ x̂` (the zero points' term).
+    group_sums: Vec<f32>,
+}
+
+impl Int8Acts {
+    fn quantize(x: &[f32], group: usize) -> Self {
+        let blocks = x.len() / ACT_BLOCK;
+        let mut acts =
+            Int8Acts { q: vec![0; x.len()], d: Vec::with_capacity(blocks), group_sums: vec![0.0; x.len() / group] };
+        for (b, (xb, qb)) in x.chunks_exact(ACT_BLOCK).zip(acts.q.chunks_exact_mut(ACT_BLOCK)).enumerate() {
+            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut sum = 0i32;
+            for (j, pair) in xb.chunks_exact(2).enumerate() {
+                let (even, odd) = ((pair[0] * inv).round() as i8, (pair[1] * inv).round() as i8);
+                qb[j] = even;
+                qb[ACT_BLOCK / 2 + j] = odd;
+                sum += even as i32 + odd as i32;
+            }
+            acts.d.push(d);
+            acts.group_sums[b * ACT_BLOCK / group] += d * sum as f32;
+        }
+        acts
+    }
+
+    /// `x̂` in input order (tests).
+    #[cfg(test)]
+    fn dequantize(&self) -> Vec<f32> {
+        let half = ACT_BLOCK / 2;
+        (0..self.q.len())
+            .map(|k| {
+                let (b, i) = (k / ACT_BLOCK, k % ACT_BLOCK);
+                self.d[b] * self.q[b * ACT_BLOCK + (i % 2) * half + i / 2] as f32
+            })
+            .collect()
+    }
+}
+
+/// One row of an [`Int4Weight`]: its code words, scales and zero points.
+struct WeightRow<'a> {
+    words: &'a [u32],
+    scales: &'a [f32],
+    zeros: &'a [f32],
+}
+
 /// `x Wᵀ` through candle's f32 GEMM.
 fn dense_matmul(x: &[f32], n: usize, cols: usize, w: &[f32], rows: usize) -> Vec<f32> {
     let dev = candle_core::Device::Cpu;
@@ -167,8 +227,8 @@ fn dense_matmul(x: &[f32], n: usize, cols: usize, w: &[f32], rows: usize) -> Vec
     run().unwrap_or_else(|_| vec![f32::NAN; n * rows])
 }
 
-/// One output: `Σ_g s_g (Σ q x − z_g xsum_g)` over a row's words.
-type RowKernel = fn(&[u32], &[f32], &[f32], &[f32], &[f32], usize) -> f32;
+/// One output: the dot product of a weight row with one token's int8 activations.
+type RowKernel = fn(&WeightRow, &Int8Acts) -> f32;
 
 fn row_kernel() -> RowKernel {
     static KERNEL: OnceLock<RowKernel> = OnceLock::new();
@@ -181,64 +241,68 @@ fn row_kernel() -> RowKernel {
     })
 }
 
-fn row_portable(words: &[u32], x: &[f32], scales: &[f32], zeros: &[f32], xsums: &[f32], group: usize) -> f32 {
-    let wpg = group / 8;
+/// The zero points' term of a row: `Σ_g s_g z_g Σ_{k∈g} x̂_k`.
+fn zero_term(row: &WeightRow, acts: &Int8Acts) -> f32 {
+    row.scales.iter().zip(row.zeros).zip(&acts.group_sums).map(|((s, z), xs)| s * z * xs).sum()
+}
+
+fn row_portable(row: &WeightRow, acts: &Int8Acts) -> f32 {
+    let blocks_per_group = acts.d.len() / row.scales.len();
+    let half = ACT_BLOCK / 2;
     let mut y = 0f32;
-    for (g, gw) in words.chunks_exact(wpg).enumerate() {
-        let mut acc = 0f32;
-        for (w, &word) in gw.iter().enumerate() {
-            let xs = &x[g * group + w * 8..g * group + w * 8 + 8];
-            for (i, xv) in xs.iter().enumerate() {
-                acc += ((word >> (4 * i)) & 0xF) as f32 * xv;
-            }
+    for (b, (words, q)) in row.words.chunks_exact(ACT_BLOCK / 8).zip(acts.q.chunks_exact(ACT_BLOCK)).enumerate() {
+        let mut dot = 0i32;
+        for j in 0..half {
+            let byte = (words[j / 4] >> (8 * (j % 4))) & 0xFF;
+            dot += (byte & 0xF) as i32 * q[j] as i32 + (byte >> 4) as i32 * q[half + j] as i32;
         }
-        y += scales[g] * (acc - zeros[g] * xsums[g]);
+        y += row.scales[b / blocks_per_group] * acts.d[b] * dot as f32;
     }
-    y
+    y - zero_term(row, acts)
 }
 
 #[cfg(target_arch = "x86_64")]
-fn row_avx2_entry(words: &[u32], x: &[f32], scales: &[f32], zeros: &[f32], xsums: &[f32], group: usize) -> f32 {
-    // SAFETY: selected only after runtime detection of AVX2 and FMA; the slices have
-    // the lengths `matmul` gives them (cols/8 words, cols inputs, one scale per group).
-    unsafe { row_avx2(words, x, scales, zeros, xsums, group) }
+fn row_avx2_entry(row: &WeightRow, acts: &Int8Acts) -> f32 {
+    // SAFETY: selected only after runtime detection of AVX2 and FMA; `matmul` gives
+    // every row cols/8 words and every token cols activations in whole blocks.
+    unsafe { row_avx2(row, acts) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_avx2(words: &[u32], x: &[f32], scales: &[f32], zeros: &[f32], xsums: &[f32], group: usize) -> f32 {
+unsafe fn row_avx2(row: &WeightRow, acts: &Int8Acts) -> f32 {
     use std::arch::x86_64::*;
-    let wpg = group / 8;
-    let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-    let mask = _mm256_set1_epi32(0xF);
-    let mut total = _mm256_setzero_ps();
-    let mut correction = 0f32;
-    let px = x.as_ptr();
-    for g in 0..scales.len() {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let base = g * wpg;
-        let mut w = 0;
-        while w + 4 <= wpg {
-            for (k, acc_k) in acc.iter_mut().enumerate() {
-                let word = _mm256_set1_epi32(*words.get_unchecked(base + w + k) as i32);
-                let q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(word, shifts), mask));
-                *acc_k = _mm256_fmadd_ps(q, _mm256_loadu_ps(px.add((base + w + k) * 8)), *acc_k);
-            }
-            w += 4;
+    let blocks_per_group = acts.d.len() / row.scales.len();
+    let codes = row.words.as_ptr() as *const __m128i;
+    let xq = acts.q.as_ptr() as *const __m256i;
+    let d = acts.d.as_ptr();
+    // Block b's 32 products, summed in pairs of lanes into 8 i32 and widened to f32.
+    let block = |b: usize| {
+        let low = _mm_set1_epi8(0x0F);
+        let bytes = _mm_loadu_si128(codes.add(b));
+        let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low), _mm_and_si128(bytes, low));
+        let pairs = _mm256_maddubs_epi16(q, _mm256_loadu_si256(xq.add(b)));
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+    };
+    // Two accumulators keep consecutive blocks' FMAs independent.
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for (g, &scale) in row.scales.iter().enumerate() {
+        let first = g * blocks_per_group;
+        let mut k = 0;
+        while k + 2 <= blocks_per_group {
+            let b = first + k;
+            acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(scale * *d.add(b)), acc0);
+            acc1 = _mm256_fmadd_ps(block(b + 1), _mm256_set1_ps(scale * *d.add(b + 1)), acc1);
+            k += 2;
         }
-        while w < wpg {
-            let word = _mm256_set1_epi32(*words.get_unchecked(base + w) as i32);
-            let q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(word, shifts), mask));
-            acc[0] = _mm256_fmadd_ps(q, _mm256_loadu_ps(px.add((base + w) * 8)), acc[0]);
-            w += 1;
+        if k < blocks_per_group {
+            let b = first + k;
+            acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(scale * *d.add(b)), acc0);
         }
-        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        total = _mm256_fmadd_ps(_mm256_set1_ps(scales[g]), sum, total);
-        correction += scales[g] * zeros[g] * xsums[g];
     }
     let mut lanes = [0f32; 8];
-    _mm256_storeu_ps(lanes.as_mut_ptr(), total);
-    lanes.iter().sum::<f32>() - correction
+    _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1));
+    lanes.iter().sum::<f32>() - zero_term(row, acts)
 }
 
 #[cfg(test)]
@@ -266,25 +330,51 @@ mod tests {
     }
 
     #[test]
-    fn kernels_equal_the_dense_product() {
-        for (rows, cols, group, n) in [(5, 64, 64, 1), (40, 128, 32, 3), (17, 96, 16, 8), (9, 64, 32, 12)] {
+    fn activations_round_to_int8_within_half_a_step() {
+        let x: Vec<f32> = (0..128).map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0 * (1 + i / 32) as f32).collect();
+        let acts = Int8Acts::quantize(&x, 64);
+        assert_eq!((acts.d.len(), acts.group_sums.len()), (4, 2));
+        assert_eq!(acts.d[0], 2.0 / 127.0, "block 0's largest magnitude is 14/7");
+        for (k, (xh, xv)) in acts.dequantize().iter().zip(&x).enumerate() {
+            assert!((xh - xv).abs() <= acts.d[k / 32] / 2.0 * 1.0001, "input {k}: {xh} vs {xv}");
+        }
+        // x[0] = -2 is the block's extreme: exactly -127 steps; x[1] = (13 - 14)/7.
+        assert_eq!((acts.q[0], acts.q[16]), (-127, (-1.0f32 / 7.0 / acts.d[0]).round() as i8));
+        let sums: Vec<f32> = acts.dequantize().chunks(64).map(|g| g.iter().sum()).collect();
+        for (a, b) in acts.group_sums.iter().zip(&sums) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn kernels_equal_the_dense_product_of_the_rounded_activations() {
+        for (rows, cols, group, n) in [(5, 64, 64, 1), (40, 128, 32, 3), (17, 192, 64, 8), (9, 256, 128, 2)] {
             let w = sample(rows, cols, group);
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 14.0).collect();
-            let want = dense_matmul(&x, n, cols, &w.dequantize(), rows);
+            let x_hat: Vec<f32> =
+                x.chunks_exact(cols).flat_map(|xt| Int8Acts::quantize(xt, group).dequantize()).collect();
+            let want = dense_matmul(&x_hat, n, cols, &w.dequantize(), rows);
             let got = w.matmul(&x, n);
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{rows}x{cols}/{group} n={n}: {a} vs {b}");
             }
-            let xs: Vec<f32> = x[..cols].chunks_exact(group).map(|g| g.iter().sum()).collect();
-            let portable = row_portable(
-                &w.words[..cols / 8],
-                &x[..cols],
-                &w.scales[..cols / group],
-                &w.zeros[..cols / group],
-                &xs,
-                group,
-            );
+            let row = WeightRow {
+                words: &w.words[..cols / 8],
+                scales: &w.scales[..cols / group],
+                zeros: &w.zeros[..cols / group],
+            };
+            let portable = row_portable(&row, &Int8Acts::quantize(&x[..cols], group));
             assert!((portable - want[0]).abs() <= 1e-4 * (1.0 + want[0].abs()));
+        }
+    }
+
+    #[test]
+    fn large_batches_and_small_groups_multiply_the_exact_activations() {
+        for (rows, cols, group, n) in [(9, 64, 32, 12), (17, 96, 16, 3)] {
+            let w = sample(rows, cols, group);
+            let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 14.0).collect();
+            let want = dense_matmul(&x, n, cols, &w.dequantize(), rows);
+            assert_eq!(w.matmul(&x, n), want);
         }
     }
 

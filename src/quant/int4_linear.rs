@@ -1,5 +1,5 @@
 //! A frozen projection with an [`Int4Weight`] (AWQ or RTN): the forward runs the
-//! int4 kernel on f32 activations; the backward sends `dL/dx = dL/dy · W` to the
+//! int4 kernel (f32 in and out); the backward sends `dL/dx = dL/dy · W` to the
 //! input (so LoRA can train on a 4-bit base) and nothing to the weight.
 
 use std::sync::Arc;
@@ -105,7 +105,11 @@ mod tests {
             let y = layer.forward(x.as_tensor()).unwrap();
             let want = x.as_tensor().matmul(&dense.t().unwrap()).unwrap();
             let diff = (y.clone() - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 1e-4, "n={n}: {diff}");
+            // Up to FUSED_MAX_TOKENS tokens the activations are rounded to int8 steps of
+            // max|x|/127 (|x| <= 1 here): off by at most Σ|w| / 254 per output.
+            let row_abs = dense.abs().unwrap().sum(1).unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let bound = if n <= crate::quant::int4::FUSED_MAX_TOKENS { row_abs / 254.0 } else { 1e-4 };
+            assert!(diff < bound, "n={n}: {diff} (bound {bound})");
             let grads = y.sum_all().unwrap().backward().unwrap();
             let gx = grads.get(x.as_tensor()).unwrap();
             let want = Tensor::ones((n, rows), DType::F32, &Device::Cpu).unwrap().matmul(&dense).unwrap();
