@@ -76,6 +76,11 @@ fn rows_par(out: usize, row: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
     y
 }
 
+/// `Σ a_i b_i` over the shorter of the two slices, with AVX2/FMA when the CPU has them.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_kernel()(a, b)
+}
+
 type DotFn = fn(&[f32], &[f32]) -> f32;
 type DotF16Fn = fn(&[half::f16], &[f32]) -> f32;
 

@@ -4,6 +4,7 @@
 
 pub mod backward;
 pub mod config;
+pub mod decode_attention;
 pub mod files;
 pub mod fused;
 pub mod gemv;

@@ -460,6 +460,14 @@ impl Attention {
                 Some(c) => c[si].append(layer, &k_s, &v_s)?,
                 None => (k_s, v_s),
             };
+            if len == 1 && mode == Mode::Infer {
+                if let Some(out) =
+                    super::decode_attention::decode_attention(&q_s.squeeze(1)?, &k_all, &v_all, scale as f32)?
+                {
+                    outputs.push(out);
+                    continue;
+                }
+            }
             let keys = k_all.dim(1)?;
             // GQA without copying keys: query heads that share a kv head are stacked
             // along the rows, `(kv_heads, group * t, head_dim)`.
