@@ -125,8 +125,8 @@ def main():
         "## Quantization: SmolLM2-135M-Instruct, AWQ vs RTN",
         "",
         f"`python3 benches/compare_quant.py --runs {a.runs} --new-tokens {a.new_tokens}` on {platform.machine()}, "
-        f"{os.cpu_count()} cores, {THREADS} threads, {time.strftime('%Y-%m-%d')}. The machine was shared with other "
-        "builds while this ran, so times are upper bounds.",
+        f"{os.cpu_count()} cores, {THREADS} threads, {time.strftime('%Y-%m-%d')}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (this script's own jobs count; more means other work shared the machine).",
         "",
         f"4-bit, zero point, group size {awq_info['group_size']} for both methods (128 does not divide the hidden size "
         f"576; see `stylevn quantize --help`). AWQ calibration: {awq_info['calib_sequences']} conversations of "

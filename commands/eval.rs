@@ -95,7 +95,7 @@ struct RunArgs {
     /// Per-request timeout in seconds. [config: timeout_s, default 300]
     #[arg(long)]
     timeout_s: Option<u64>,
-    /// Run only N cases, taken in turn from each intent so every intent is covered.
+    /// Run only N cases: every intent gets its share in turn, spread over its cases.
     #[arg(long)]
     limit: Option<usize>,
     /// System prompt put first in cases that have none ("" = none). [config: system_prompt]

@@ -137,33 +137,42 @@ pub fn load_golden(path: &Path) -> Result<Vec<GoldenCase>> {
     Ok(cases)
 }
 
-/// A sample of `n` cases that covers every intent: cases are taken in turn from
-/// each intent (intents in order of first appearance, cases in file order) until
-/// `n` are taken; the sample keeps the file's order. All cases when `n` is at least
-/// their number.
+/// A sample of `n` cases that covers every intent and spreads over each intent's
+/// cases: intents (in order of first appearance) get their share in turn, one case
+/// at a time, until `n` are given out (an intent that runs out drops from the turn);
+/// an intent given `k` of its `m` cases contributes the middle cases of `k` equal
+/// slices of its cases in file order, so a set that lists an intent's first-turn
+/// questions before its follow-ups with tool results samples both. The sample keeps
+/// the file's order. All cases when `n` is at least their number.
 pub fn sample_by_intent(cases: Vec<GoldenCase>, n: usize) -> Vec<GoldenCase> {
     if n >= cases.len() {
         return cases;
     }
     let mut intents: Vec<&str> = Vec::new();
-    let mut queues: Vec<std::collections::VecDeque<usize>> = Vec::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         match intents.iter().position(|x| *x == case.intent) {
-            Some(k) => queues[k].push_back(i),
+            Some(k) => members[k].push(i),
             None => {
                 intents.push(&case.intent);
-                queues.push([i].into());
+                members.push(vec![i]);
+            }
+        }
+    }
+    let mut shares = vec![0usize; members.len()];
+    let mut taken = 0;
+    while taken < n {
+        for (share, m) in shares.iter_mut().zip(&members) {
+            if taken < n && *share < m.len() {
+                *share += 1;
+                taken += 1;
             }
         }
     }
     let mut chosen = vec![false; cases.len()];
-    let mut taken = 0;
-    while taken < n {
-        for queue in &mut queues {
-            if let Some(i) = queue.pop_front().filter(|_| taken < n) {
-                chosen[i] = true;
-                taken += 1;
-            }
+    for (&k, m) in shares.iter().zip(&members) {
+        for j in 0..k {
+            chosen[m[(2 * j + 1) * m.len() / (2 * k)]] = true;
         }
     }
     cases.into_iter().zip(chosen).filter_map(|(case, keep)| keep.then_some(case)).collect()
@@ -180,12 +189,17 @@ mod tests {
     }
 
     #[test]
-    fn a_sample_takes_intents_in_turn_and_keeps_file_order() {
+    fn a_sample_takes_intents_in_turn_spreads_within_each_and_keeps_file_order() {
         let cases =
             vec![case("a1", "a"), case("a2", "a"), case("a3", "a"), case("b1", "b"), case("c1", "c"), case("c2", "c")];
         let ids = |n| sample_by_intent(cases.clone(), n).into_iter().map(|c| c.id).collect::<Vec<_>>();
-        assert_eq!(ids(3), ["a1", "b1", "c1"]);
-        assert_eq!(ids(5), ["a1", "a2", "b1", "c1", "c2"], "b has run out; a and c go on");
+        // One each: the middle case of a's three, b's only one, the second of c's two.
+        assert_eq!(ids(3), ["a2", "b1", "c2"]);
+        assert_eq!(ids(5), ["a1", "a3", "b1", "c1", "c2"], "b has run out; a and c go on");
+        // An intent listing 4 first-turn questions then 4 follow-ups: 2 taken, one of each.
+        let mixed: Vec<GoldenCase> = (0..8).map(|i| case(&format!("{}{i}", if i < 4 { "q" } else { "f" }), "x")).collect();
+        let two: Vec<String> = sample_by_intent(mixed, 2).into_iter().map(|c| c.id).collect();
+        assert_eq!(two, ["q2", "f6"]);
         assert_eq!(ids(6).len(), 6);
         assert_eq!(ids(60).len(), 6);
     }
