@@ -197,7 +197,8 @@ mod tests {
         assert_eq!(ids(3), ["a2", "b1", "c2"]);
         assert_eq!(ids(5), ["a1", "a3", "b1", "c1", "c2"], "b has run out; a and c go on");
         // An intent listing 4 first-turn questions then 4 follow-ups: 2 taken, one of each.
-        let mixed: Vec<GoldenCase> = (0..8).map(|i| case(&format!("{}{i}", if i < 4 { "q" } else { "f" }), "x")).collect();
+        let mixed: Vec<GoldenCase> =
+            (0..8).map(|i| case(&format!("{}{i}", if i < 4 { "q" } else { "f" }), "x")).collect();
         let two: Vec<String> = sample_by_intent(mixed, 2).into_iter().map(|c| c.id).collect();
         assert_eq!(two, ["q2", "f6"]);
         assert_eq!(ids(6).len(), 6);
