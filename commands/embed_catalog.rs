@@ -85,6 +85,7 @@ pub struct Config {
 
 /// Runs `stylevn embed-catalog`.
 pub fn exec(args: Args) -> anyhow::Result<()> {
+    stylevn::malloc_tuning::keep_freed_memory();
     let cfg: Config = config::load(args.config.as_deref(), "catalog.toml")?;
     let catalog = args.catalog.or(cfg.catalog).context("no --catalog (nor `catalog` in the config)")?;
     let index = args.index.or(cfg.index).context("no --index (nor `index` in the config)")?;

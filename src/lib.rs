@@ -12,6 +12,7 @@ pub mod eval;
 pub mod generate;
 pub mod jsonl;
 pub mod lora;
+pub mod malloc_tuning;
 pub mod merge;
 pub mod model;
 pub mod pipeline;
