@@ -4,8 +4,6 @@
 //! AVX2/FMA/F16C when the CPU has them. Decoding one token is bound by reading the
 //! weights once; a GEMM kernel tuned for matrices leaves bandwidth unused here.
 
-use std::sync::OnceLock;
-
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -51,11 +49,11 @@ impl CustomOp2 for Gemv {
         }
         let y = match s2 {
             CpuStorage::F32(w) => {
-                let dot = dot_kernel();
+                let dot = dot_kernel::<f32>();
                 rows_par(out, |row| dot(&w[w0 + row * inp..w0 + (row + 1) * inp], x))
             }
             CpuStorage::F16(w) => {
-                let dot = dot_f16_kernel();
+                let dot = dot_kernel::<half::f16>();
                 rows_par(out, |row| dot(&w[w0 + row * inp..w0 + (row + 1) * inp], x))
             }
             _ => candle_core::bail!("gemv: f32 or f16 weights only"),
@@ -78,98 +76,84 @@ fn rows_par(out: usize, row: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
 
 /// `Σ a_i b_i` over the shorter of the two slices, with AVX2/FMA when the CPU has them.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dot_kernel()(a, b)
+    dot_kernel::<f32>()(a, b)
 }
 
-type DotFn = fn(&[f32], &[f32]) -> f32;
-type DotF16Fn = fn(&[half::f16], &[f32]) -> f32;
+/// A weight element the dot kernels widen to f32: f32 itself, or f16.
+trait Widen: Copy {
+    fn widen(self) -> f32;
+    /// Eight elements from `p`, widened into one AVX register.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
 
-fn dot_f16_kernel() -> DotF16Fn {
-    static KERNEL: OnceLock<DotF16Fn> = OnceLock::new();
-    *KERNEL.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
+impl Widen for f32 {
+    fn widen(self) -> f32 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx")]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        std::arch::x86_64::_mm256_loadu_ps(p)
+    }
+}
+
+impl Widen for half::f16 {
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx,f16c")]
+    unsafe fn load8(p: *const half::f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+}
+
+/// The dot product of `T` weights with f32 inputs: AVX2/FMA/F16C when the CPU has
+/// them (every CPU with AVX2 and FMA also has F16C), portable code otherwise.
+fn dot_kernel<T: Widen>() -> fn(&[T], &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd() {
+        return dot_avx2_entry::<T>;
+    }
+    dot_portable::<T>
+}
+
+/// Whether the CPU has AVX2, FMA and F16C (checked once).
+#[cfg(target_arch = "x86_64")]
+fn simd() -> bool {
+    static SIMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SIMD.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
             && std::arch::is_x86_feature_detected!("f16c")
-        {
-            return dot_f16_avx2_entry;
-        }
-        dot_f16_portable
     })
 }
 
-fn dot_f16_portable(a: &[half::f16], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(w, x)| w.to_f32() * x).sum()
-}
-
-#[cfg(target_arch = "x86_64")]
-fn dot_f16_avx2_entry(a: &[half::f16], b: &[f32]) -> f32 {
-    // SAFETY: selected only after runtime detection of AVX2, FMA and F16C.
-    unsafe { dot_f16_avx2(a, b) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f16_avx2(a: &[half::f16], b: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr() as *const __m128i, b.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        for (k, acc_k) in acc.iter_mut().enumerate() {
-            let va = _mm256_cvtph_ps(_mm_loadu_si128(pa.add(i / 8 + k)));
-            *acc_k = _mm256_fmadd_ps(va, _mm256_loadu_ps(pb.add(i + 8 * k)), *acc_k);
-        }
-        i += 32;
-    }
-    while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(pa.add(i / 8))), _mm256_loadu_ps(pb.add(i)), acc[0]);
-        i += 8;
-    }
-    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut lanes = [0f32; 8];
-    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
-    let mut total: f32 = lanes.iter().sum();
-    while i < n {
-        total += a[i].to_f32() * b[i];
-        i += 1;
-    }
-    total
-}
-
-fn dot_kernel() -> DotFn {
-    static KERNEL: OnceLock<DotFn> = OnceLock::new();
-    *KERNEL.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return dot_avx2_entry;
-        }
-        dot_portable
-    })
-}
-
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+fn dot_portable<T: Widen>(a: &[T], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x.widen() * y).sum();
     for (xa, xb) in ca.zip(cb) {
         for k in 0..8 {
-            acc[k] += xa[k] * xb[k];
+            acc[k] += xa[k].widen() * xb[k];
         }
     }
     acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(target_arch = "x86_64")]
-fn dot_avx2_entry(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: selected only after runtime detection of AVX2 and FMA.
+fn dot_avx2_entry<T: Widen>(a: &[T], b: &[f32]) -> f32 {
+    // SAFETY: selected only after runtime detection of AVX2, FMA and F16C.
     unsafe { dot_avx2(a, b) }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_avx2<T: Widen>(a: &[T], b: &[f32]) -> f32 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -177,14 +161,12 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     let mut i = 0;
     while i + 32 <= n {
         for (k, acc_k) in acc.iter_mut().enumerate() {
-            let va = _mm256_loadu_ps(pa.add(i + 8 * k));
-            let vb = _mm256_loadu_ps(pb.add(i + 8 * k));
-            *acc_k = _mm256_fmadd_ps(va, vb, *acc_k);
+            *acc_k = _mm256_fmadd_ps(T::load8(pa.add(i + 8 * k)), _mm256_loadu_ps(pb.add(i + 8 * k)), *acc_k);
         }
         i += 32;
     }
     while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+        acc[0] = _mm256_fmadd_ps(T::load8(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
         i += 8;
     }
     let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
@@ -192,7 +174,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
     let mut total: f32 = lanes.iter().sum();
     while i < n {
-        total += a[i] * b[i];
+        total += a[i].widen() * b[i];
         i += 1;
     }
     total
@@ -235,7 +217,7 @@ mod tests {
             }
         }
         let w: Vec<half::f16> = (0..19).map(|i| half::f16::from_f32(i as f32)).collect();
-        assert_eq!(dot_f16_portable(&w, &[2.0; 19]), 342.0);
+        assert_eq!(dot_portable(&w, &[2.0; 19]), 342.0);
     }
 
     #[test]
