@@ -18,18 +18,21 @@ pub fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> candl
     }
     let (heads, head_dim) = q.dims2()?;
     // The cache's views read in place; anything else (a fresh sequence's own keys) is copied.
-    let rows_contiguous = |t: &Tensor| {
-        let stride = t.stride();
-        stride[2] == 1 && (stride[1] == head_dim || t.dim(1).is_ok_and(|n| n == 1))
-    };
-    let k = if rows_contiguous(k) { k.clone() } else { k.contiguous()? };
-    let v = if rows_contiguous(v) { v.clone() } else { v.contiguous()? };
+    let k = if rows_contiguous(k.layout(), head_dim) { k.clone() } else { k.contiguous()? };
+    let v = if rows_contiguous(v.layout(), head_dim) { v.clone() } else { v.contiguous()? };
     let out = q.contiguous()?.apply_op3_no_bwd(&k, &v, &DecodeAttention { scale })?;
     Ok(Some(out.reshape((1, heads * head_dim))?))
 }
 
 struct DecodeAttention {
     scale: f32,
+}
+
+/// Whether each row of a `(kv_heads, keys, head_dim)` view is `head_dim` consecutive
+/// values and a head's rows follow one another.
+fn rows_contiguous(layout: &Layout, head_dim: usize) -> bool {
+    let (stride, dims) = (layout.stride(), layout.dims());
+    stride[2] == 1 && (stride[1] == head_dim || dims[1] == 1)
 }
 
 /// The f32 data of a `(kv_heads, keys, head_dim)` view with contiguous rows, and the
@@ -40,11 +43,10 @@ fn cache_view<'a>(
     head_dim: usize,
 ) -> candle_core::Result<(&'a [f32], impl Fn(usize) -> usize)> {
     let CpuStorage::F32(data) = storage else { candle_core::bail!("decode-attention: f32 only") };
-    let stride = layout.stride();
-    if stride[2] != 1 || (stride[1] != head_dim && layout.dims()[1] > 1) {
-        candle_core::bail!("decode-attention: cache rows must be contiguous (strides {stride:?})")
+    if !rows_contiguous(layout, head_dim) {
+        candle_core::bail!("decode-attention: cache rows must be contiguous (strides {:?})", layout.stride())
     }
-    let (start, head_stride) = (layout.start_offset(), stride[0]);
+    let (start, head_stride) = (layout.start_offset(), layout.stride()[0]);
     Ok((data.as_slice(), move |h: usize| start + h * head_stride))
 }
 
