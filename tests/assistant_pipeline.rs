@@ -67,14 +67,17 @@ fn describe(r: &Value) -> String {
     }
     if let Some(variants) = r["variants"].as_array() {
         let v = &variants[0];
+        let left = match v["qty"].as_i64().unwrap() {
+            0 => "đã hết hàng".to_string(),
+            q => format!("còn {q} sản phẩm"),
+        };
         return format!(
-            "Dạ {} ({}) giá {}, size {} màu {} còn {} sản phẩm ạ.",
+            "Dạ {} ({}) giá {}, size {} màu {} {left} ạ.",
             r["name"].as_str().unwrap(),
             r["sku"].as_str().unwrap(),
             vnd(r["price_vnd"].as_i64().unwrap()),
             v["size"].as_str().unwrap(),
             v["color"].as_str().unwrap(),
-            v["qty"]
         );
     }
     if let Some(size) = r["recommended_size"].as_str() {
@@ -170,7 +173,10 @@ fn questions(db: &Path) -> Vec<(&'static str, Vec<String>)> {
             "Shop ơi đơn DH250004 của em tới đâu rồi ạ? 4 số cuối sđt là 2481",
             vec![status.to_lowercase(), date_vn(&eta), vnd(total)],
         ),
-        ("áo thun AT001 size M màu trắng còn hàng không shop", vec![format!("còn {qty} sản phẩm"), vnd(price)]),
+        (
+            "áo thun AT001 size M màu trắng còn hàng không shop",
+            vec![if qty == 0 { "hết hàng".into() } else { format!("còn {qty} sản phẩm") }, vnd(price)],
+        ),
         // áo thun: M is 158-165 cm and 50-58 kg (data/size_charts.csv).
         ("Em cao 1m60 nặng 55kg mặc size gì ạ?", vec!["size M".into()]),
         ("Shop có mã giảm giá nào không ạ?", codes),
@@ -197,6 +203,31 @@ async fn answers_carry_the_database_facts() {
 }
 
 #[tokio::test]
+async fn a_vague_answer_to_a_routed_question_is_replaced_by_the_facts() {
+    let f = fixture();
+    // Grounded (it states nothing checkable) but useless: what small models often say.
+    let vague = ScriptedBackend::new("vague", |_| AssistantMessage::text("Dạ, em đã kiểm tra giúp anh/chị rồi ạ."));
+    let a = assistant(&f, Arc::new(vague), None);
+    let mut qs = questions(&f.db);
+    // With a category, the size question is routed too.
+    qs[2].0 = "Em cao 1m60 nặng 55kg mặc áo thun size gì ạ?";
+    for (q, facts) in &qs {
+        let r = a.respond(turn(q)).await.unwrap();
+        assert_eq!(r.outcome, Outcome::Composed, "{q}: {r:?}");
+        assert!(r.tools.iter().all(|t| t.routed), "{q}: {:?}", r.tools);
+        assert!(r.events.iter().any(|e| e.starts_with("incomplete")), "{q}: {:?}", r.events);
+        for fact in facts {
+            assert!(r.content.contains(fact), "{q}: {fact:?} missing from {:?}", r.content);
+        }
+    }
+    // A turn with nothing to route keeps the model's answer.
+    let r = a.respond(turn("Shop ơi cho em hỏi chút")).await.unwrap();
+    assert_eq!((r.outcome, r.content.as_str()), (Outcome::Answered, "Dạ, em đã kiểm tra giúp anh/chị rồi ạ."));
+    let m = a.metrics().render();
+    assert!(m.contains(&format!("stylevn_assistant_composed_answers_total {}\n", qs.len())), "{m}");
+}
+
+#[tokio::test]
 async fn a_lying_model_never_gets_a_wrong_fact_delivered() {
     let f = fixture();
     let honest: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new("honest", honest));
@@ -215,18 +246,33 @@ async fn a_lying_model_never_gets_a_wrong_fact_delivered() {
     assert!(m.contains(&format!("stylevn_assistant_fallback_used_total {n}\n")), "{m}");
     assert!(m.contains(&format!("stylevn_assistant_grounding_failures_total {n}\n")), "{m}");
 
-    // No fallback: the safe reply, never the lie.
+    // No fallback: the answer written from the routed tool results, or the safe
+    // reply when nothing was routed (the size question names no category), never the lie.
     let alone = assistant(&f, liar, None);
-    for (q, _) in &qs {
+    let mut written = 0;
+    for (q, facts) in &qs {
         let r = alone.respond(turn(q)).await.unwrap();
-        assert_eq!(r.outcome, Outcome::SafeReply, "{q}: {r:?}");
-        let safe = AssistantConfig::default().safe_reply_for(r.tools.first().map(|t| t.name.as_str()));
-        assert_eq!(r.content, safe, "exactly the safe reply, nothing of the lie");
-        assert!(r.content.contains("hotline 1900 0000"));
+        assert!(!r.content.contains("99.000đ"), "{q}: the lie got through: {}", r.content);
+        if r.tools.iter().any(|t| t.routed) {
+            assert_eq!(r.outcome, Outcome::Composed, "{q}: {r:?}");
+            written += 1;
+            for fact in facts {
+                assert!(r.content.contains(fact), "{q}: {fact:?} missing from {:?}", r.content);
+            }
+        } else {
+            assert_eq!(r.outcome, Outcome::SafeReply, "{q}: {r:?}");
+            let safe = AssistantConfig::default().safe_reply_for(r.tools.first().map(|t| t.name.as_str()));
+            assert_eq!(r.content, safe, "exactly the safe reply, nothing of the lie");
+            assert!(r.content.contains("hotline 1900 0000"));
+        }
     }
-    assert!(alone.metrics().render().contains(&format!("stylevn_assistant_safe_replies_total {n}\n")));
+    assert_eq!(written, n - 1, "all but the size question are routed");
+    let m = alone.metrics().render();
+    assert!(m.contains(&format!("stylevn_assistant_composed_answers_total {}\n", n - 1)), "{m}");
+    assert!(m.contains("stylevn_assistant_safe_replies_total 1\n"), "{m}");
 
-    // The fallback is rate-capped: past the cap, the safe reply (counted), not the fallback.
+    // The fallback is rate-capped: past the cap (counted), the answer written from the
+    // routed results (the stock question routes get_stock), not the fallback.
     let config = AssistantConfig { fallback_per_minute: 1, ..AssistantConfig::default() };
     let parts = AssistantParts {
         backend: Arc::new(LyingBackend::new(honest.clone())),
@@ -242,7 +288,7 @@ async fn a_lying_model_never_gets_a_wrong_fact_delivered() {
     for (q, _) in &qs[..2] {
         outcomes.push(capped.respond(turn(q)).await.unwrap().outcome);
     }
-    assert_eq!(outcomes, [Outcome::Fallback, Outcome::SafeReply]);
+    assert_eq!(outcomes, [Outcome::Fallback, Outcome::Composed]);
     assert!(capped.metrics().render().contains("stylevn_assistant_fallback_capped_total 1\n"));
 }
 
@@ -412,7 +458,9 @@ async fn retrieval_follows_a_newly_published_index() {
         policies_dir: None,
     };
     let a = Assistant::new(config, parts);
-    let q = "Đổi trả trong vòng bao nhiêu ngày vậy shop?";
+    // Worded so that routing does not fetch the store database's return policy (14
+    // days), which this fixture index (7, then 10 days) deliberately differs from.
+    let q = "Mua rồi trong vòng bao nhiêu ngày thì còn đổi được vậy shop?";
     let r = a.respond(turn(q)).await.unwrap();
     assert_eq!(r.outcome, Outcome::Answered, "{r:?}");
     assert!(r.content.contains("7 ngày"), "{}", r.content);

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub fallback_capped: AtomicU64,
     /// Safe replies delivered instead of an answer.
     pub safe_replies: AtomicU64,
+    /// Answers written from routed tool results (the model's left facts out or failed).
+    pub composed_answers: AtomicU64,
     /// Model errors (transport, timeouts).
     pub backend_errors: AtomicU64,
     /// Answers served by the exact-match cache.
@@ -69,11 +71,16 @@ impl Metrics {
         };
         counter("requests_total", "Assistant turns handled.", &self.requests);
         counter("tool_calls_total", "Tools run.", &self.tool_calls);
-        counter("routed_calls_total", "Order lookups made by deterministic routing.", &self.routed_calls);
+        counter("routed_calls_total", "Tool calls made by deterministic routing.", &self.routed_calls);
         counter("grounding_failures_total", "Answers that failed the grounding verifier.", &self.grounding_failures);
         counter("fallback_used_total", "Turns answered by the fallback model.", &self.fallback_used);
         counter("fallback_capped_total", "Fallbacks skipped by the rate cap.", &self.fallback_capped);
         counter("safe_replies_total", "Safe replies delivered instead of an answer.", &self.safe_replies);
+        counter(
+            "composed_answers_total",
+            "Answers written from routed tool results instead of the model's.",
+            &self.composed_answers,
+        );
         counter("backend_errors_total", "Model call errors.", &self.backend_errors);
         counter("cache_hits_exact_total", "Answers served by the exact-match cache.", &self.cache_hits_exact);
         counter("cache_hits_semantic_total", "Answers served by the semantic cache.", &self.cache_hits_semantic);

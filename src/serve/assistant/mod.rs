@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod config;
 pub mod doubles;
+pub mod facts;
 pub mod metrics;
 pub mod openai;
 pub mod pipeline;

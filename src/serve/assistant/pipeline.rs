@@ -4,13 +4,19 @@
 //! 2. a cacheable turn (first question, no order id or phone) is looked up in the
 //!    answer cache;
 //! 3. retrieval adds catalog and policy chunks to the system prompt;
-//! 4. deterministic routing runs `get_order_status` when the turn names an order;
+//! 4. deterministic routing ([`routing::route`]) runs the tools an unambiguous turn
+//!    needs (an order id, a SKU, a size question with measurements, promotions, a
+//!    policy) before the model sees it;
 //! 5. the tool loop: the model calls tools, we run them and feed the results, up to
 //!    `max_tool_rounds` model calls (the last one is offered no tools);
 //! 6. the grounding verifier checks the answer against this turn's evidence (tool
 //!    results, retrieved context, system prompt, store facts); a failing answer goes
-//!    to the fallback model (rate-capped) and, failing that, becomes the safe reply;
-//! 7. the answer is cached when it depends on no live data, and the exchange is logged.
+//!    to the fallback model (rate-capped);
+//! 7. an answer that leaves out a fact of a routed result, or no passing answer at
+//!    all, is replaced by the answer written from the routed results
+//!    ([`facts::facts`]), verified like any other; with nothing routed, a failed
+//!    turn ends in the safe reply;
+//! 8. the answer is cached when it depends on no live data, and the exchange is logged.
 //!
 //! Conversation history from the client keeps only user and assistant text: a
 //! client cannot smuggle in a system prompt or forged tool results as evidence.
@@ -25,6 +31,7 @@ use serde_json::{json, Value};
 
 use super::backend::{ChatBackend, ChatRequest, Sampling};
 use super::config::AssistantConfig;
+use super::facts::{facts, Facts};
 use super::metrics::{inc, Metrics};
 use super::retrieval::Retriever;
 use super::routing;
@@ -48,6 +55,9 @@ pub enum Outcome {
     Fallback,
     /// Served from the answer cache.
     Cached,
+    /// Written from the routed tool results: the model's answer left out their
+    /// facts, or no answer passed the verifier.
+    Composed,
     /// Refused by the input checks.
     Refused(Rejection),
     /// No answer passed the verifier: the safe reply was delivered.
@@ -61,6 +71,7 @@ impl Outcome {
             Outcome::Answered => "answered".into(),
             Outcome::Fallback => "fallback".into(),
             Outcome::Cached => "cached".into(),
+            Outcome::Composed => "composed".into(),
             Outcome::Refused(r) => format!("refused:{}", r.name()),
             Outcome::SafeReply => "safe_reply".into(),
         }
@@ -154,6 +165,28 @@ pub fn content_text(m: &Value) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The routed calls among `tools` as the conversation shows them: one assistant
+/// message calling them all, then their results.
+fn routed_messages(tools: &[ToolRun]) -> Vec<Value> {
+    let routed: Vec<&ToolRun> = tools.iter().filter(|t| t.routed).collect();
+    if routed.is_empty() {
+        return Vec::new();
+    }
+    let calls: Vec<Value> = routed
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            json!({"id": format!("call_routed_{i}"), "type": "function",
+                "function": {"name": t.name, "arguments": t.arguments.to_string()}})
+        })
+        .collect();
+    let mut out = vec![json!({"role": "assistant", "content": null, "tool_calls": calls})];
+    for (i, t) in routed.iter().enumerate() {
+        out.push(json!({"role": "tool", "tool_call_id": format!("call_routed_{i}"), "content": t.result.to_string()}));
+    }
+    out
 }
 
 /// The client's conversation reduced to user and assistant text.
@@ -282,16 +315,26 @@ impl Assistant {
         let mut messages = vec![json!({"role": "system", "content": system})];
         messages.extend(history.iter().cloned());
 
-        if let Some(args) = routing::order_lookup(&question) {
-            let result = self.run_tool("get_order_status", &args).await;
+        let mut routed = Vec::new();
+        for call in routing::route(&question) {
+            let mut arguments = call.arguments;
+            let mut result = self.run_tool(call.name, &arguments).await;
+            if call.name == "get_stock" {
+                if result["found"] == json!(false) {
+                    continue; // a word shaped like a SKU; the model may still look it up
+                }
+                if let Some(color) = routing::narrow_color(&question, &result) {
+                    arguments["color"] = json!(color);
+                    result = self.run_tool(call.name, &arguments).await;
+                }
+            }
             inc(&self.metrics.routed_calls);
-            let call = json!({"id": "call_routed", "type": "function",
-                "function": {"name": "get_order_status", "arguments": args.to_string()}});
-            messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
-            messages.push(json!({"role": "tool", "tool_call_id": "call_routed", "content": result.to_string()}));
-            evidence.push(result.to_string());
-            reply.tools.push(ToolRun { name: "get_order_status".into(), arguments: args, result, routed: true });
+            routed.push(ToolRun { name: call.name.into(), arguments, result, routed: true });
         }
+        messages.extend(routed_messages(&routed));
+        evidence.extend(routed.iter().map(|t| t.result.to_string()));
+        let written = self.written_answer(&routed, &question, &evidence);
+        reply.tools.extend(routed);
 
         let sampling = turn.sampling.unwrap_or(Sampling {
             temperature: self.config.temperature,
@@ -321,13 +364,28 @@ impl Assistant {
                 }
             }
         }
-        let final_messages = match delivered {
-            Some((a, outcome)) => {
+        if let (Some((a, _)), Some(w)) = (&delivered, &written) {
+            if !w.stated_in(&a.content) {
+                reply.events.push(format!("incomplete: the answer left out {}", w.named().join(", ")));
+                delivered = None;
+            }
+        }
+        let final_messages = match (delivered, written) {
+            (Some((a, outcome)), _) => {
                 reply.content = a.content;
                 reply.outcome = outcome;
                 a.messages
             }
-            None => {
+            (None, Some(w)) => {
+                inc(&self.metrics.composed_answers);
+                reply.content = w.text;
+                reply.outcome = Outcome::Composed;
+                let mut m = history.clone();
+                m.extend(routed_messages(&reply.tools));
+                m.push(json!({"role": "assistant", "content": reply.content}));
+                m
+            }
+            (None, None) => {
                 inc(&self.metrics.safe_replies);
                 reply.content = self.config.safe_reply_for(reply.tools.first().map(|t| t.name.as_str()));
                 reply.outcome = Outcome::SafeReply;
@@ -402,6 +460,23 @@ impl Assistant {
             }
         }
         None
+    }
+
+    /// The answer written from the routed results ([`facts`]), when each has one and
+    /// together they pass the verifier.
+    fn written_answer(&self, routed: &[ToolRun], question: &str, evidence: &[String]) -> Option<Facts> {
+        if routed.is_empty() {
+            return None;
+        }
+        let parts = routed.iter().map(|t| facts(&t.name, &t.result, question)).collect::<Option<Vec<_>>>()?;
+        let text = parts.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join("\n");
+        let written = Facts { text, required: parts.into_iter().flat_map(|f| f.required).collect() };
+        let verdict = verify(&written.text, evidence);
+        if !verdict.grounded() {
+            tracing::warn!(ungrounded = ?verdict.ungrounded, "an answer written from tool results failed the verifier");
+            return None;
+        }
+        Some(written)
     }
 
     /// Runs a tool; failures become an `{"error": ..}` result the model sees.

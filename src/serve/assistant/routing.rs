@@ -1,11 +1,25 @@
 //! Deterministic routing: requests that need no judgement are not left to the
-//! model. An order id in the customer's turn always runs `get_order_status`, with
-//! the phone number (or its last 4 digits) when the turn gives one.
+//! model. From the customer's turn alone:
+//!
+//! - an order id runs `get_order_status`, with the phone number (or its last 4
+//!   digits) when the turn gives one;
+//! - a SKU runs `get_stock`, with the size the turn names (the colour is narrowed
+//!   afterwards from the colours the result lists, [`narrow_color`]);
+//! - a sized category with height and weight (or a foot length) runs `get_size_chart`;
+//! - promotion words run `get_promotions`, with a code and order total when given;
+//! - policy words (returns, shipping, payment, warranty, privacy, contact) run
+//!   `get_policy` when the turn names no order.
+//!
+//! Matching is on folded text (no diacritics, lowercase), so "doi tra" routes like
+//! "đổi trả".
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 use serde_json::{json, Value};
+
+use crate::data::text::fold;
+use crate::data::tools::SIZED_CATEGORIES;
 
 static ORDER_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bdh\s?(\d{6})\b").expect("order id regex"));
 static PHONE: LazyLock<Regex> =
@@ -13,6 +27,50 @@ static PHONE: LazyLock<Regex> =
 static LAST4: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(?:cuối|đuôi|cuoi|duoi|last 4|sđt|sdt|số)\D{0,15}\b(\d{4})\b").expect("last4 regex")
 });
+static SKU: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b([a-z]{2})\s?(\d{3})\b").expect("sku regex"));
+static SIZE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\b(?:size|sz|cỡ|co)\s*(xxl|xl|s|m|l|\d{2})\b").expect("size regex"));
+/// `1m60`, `1m6`, `1,65m`.
+static HEIGHT_M: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\b1(?:\s?m\s?(\d{1,2})|[,.](\d{2})\s?m)\b").expect("height regex"));
+static HEIGHT_CM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(?:\b(1\d{2})\s?cm\b|\bcao\s+(1\d{2})\b)").expect("height cm regex"));
+static WEIGHT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:\b(\d{2,3})\s?(?:kg|kí|ký|ki|ky|cân)\b|\bnặng\s+(\d{2,3})\b)").expect("weight regex")
+});
+static FOOT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)chân\D{0,15}?(\d{2}(?:[.,]\d)?)\s?cm\b").expect("foot regex"));
+/// A promotion code as customers paste it: capitals and digits, at least four letters.
+static CODE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Z][A-Z0-9]{4,19}\b").expect("code regex"));
+/// "mã XXXX" / "code XXXX": a code asked about without a promotion word.
+static NAMED_CODE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:\b[Mm]ã|\b[Mm]a|\b[Cc]ode)\s+[A-Z][A-Z0-9]{4,19}\b").expect("named code regex"));
+static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(\d{1,3}(?:[.,]\d{3})+|\d+)\s?(k|nghìn|ngàn|đ|vnđ|vnd|tr|triệu)(?:\W|$)").expect("amount regex")
+});
+
+/// Folded words that ask about promotions.
+const PROMO_WORDS: [&str; 9] =
+    ["ma giam gia", "khuyen mai", "voucher", "uu dai", "giam gia", "coupon", "ma km", "freeship", "sale"];
+
+/// Folded words that name a policy, by `get_policy` topic.
+const POLICY_WORDS: [(&str, &[&str]); 6] = [
+    ("doi-tra", &["doi tra", "doi hang", "tra hang", "hoan tien", "doi size", "tra lai", "doi mau"]),
+    ("van-chuyen", &["van chuyen", "phi ship", "tien ship", "giao hang mat", "ship", "giao hang"]),
+    ("thanh-toan", &["thanh toan", "cod", "chuyen khoan", "tra gop", "vi dien tu"]),
+    ("bao-hanh", &["bao hanh"]),
+    ("bao-mat", &["bao mat", "thong tin ca nhan", "du lieu ca nhan"]),
+    ("lien-he", &["lien he", "hotline", "dia chi cua hang", "dia chi shop", "gio mo cua"]),
+];
+
+/// A tool call decided from the customer's turn alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutedCall {
+    /// Tool name.
+    pub name: &'static str,
+    /// Arguments.
+    pub arguments: Value,
+}
 
 /// The order id in `text` (`DH` + 6 digits, any case, an optional space), normalized.
 pub fn order_id(text: &str) -> Option<String> {
@@ -37,6 +95,130 @@ pub fn order_lookup(text: &str) -> Option<Value> {
     Some(args)
 }
 
+/// `text` folded, with every run of non-alphanumerics one space, padded with spaces
+/// so that `" word "` matches whole words.
+fn words(text: &str) -> String {
+    let folded: String = fold(text).chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
+    format!(" {} ", folded.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn has_phrase(words: &str, phrase: &str) -> bool {
+    words.contains(&format!(" {phrase} "))
+}
+
+/// The `get_stock` arguments for a turn that names a SKU (not an order id).
+pub fn stock_lookup(text: &str) -> Option<Value> {
+    let c = SKU.captures_iter(text).find(|c| !c[1].eq_ignore_ascii_case("dh"))?;
+    let mut args = json!({"sku": format!("{}{}", c[1].to_uppercase(), &c[2])});
+    if let Some(size) = SIZE.captures(text) {
+        args["size"] = json!(size[1].to_uppercase());
+    }
+    Some(args)
+}
+
+/// The colour among `result`'s variants (a `get_stock` result) that `text` names;
+/// the longest when several match ("xanh navy" over "xanh").
+pub fn narrow_color(text: &str, result: &Value) -> Option<String> {
+    let w = words(text);
+    let mut colors: Vec<&str> = result["variants"].as_array()?.iter().filter_map(|v| v["color"].as_str()).collect();
+    colors.sort_by_key(|c| std::cmp::Reverse(c.chars().count()));
+    colors.dedup();
+    let only = colors.len() == 1;
+    colors.into_iter().find(|c| !only && has_phrase(&w, words(c).trim())).map(String::from)
+}
+
+fn number(caps: &regex::Captures) -> Option<f64> {
+    caps.iter().skip(1).flatten().next().and_then(|m| m.as_str().replace(',', ".").parse().ok())
+}
+
+/// The `get_size_chart` arguments for a turn that names a sized category and the
+/// customer's height and weight (or foot length, for shoes).
+pub fn size_lookup(text: &str) -> Option<Value> {
+    let w = words(text);
+    let mut categories = SIZED_CATEGORIES.to_vec();
+    categories.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    let category = categories.into_iter().find(|c| {
+        let c = words(c);
+        has_phrase(&w, c.trim()) || has_phrase(&w, c.trim().trim_end_matches('s'))
+    })?;
+    if category == "giày" {
+        let foot = FOOT.captures(text).as_ref().and_then(number)?;
+        return Some(json!({"category": category, "foot_length_cm": foot}));
+    }
+    let height = match HEIGHT_M.captures(text).and_then(|c| c.iter().skip(1).flatten().next()) {
+        Some(rest) => {
+            let cm: f64 = rest.as_str().parse().ok()?;
+            Some(100.0 + if rest.len() == 1 { cm * 10.0 } else { cm })
+        }
+        None => HEIGHT_CM.captures(text).as_ref().and_then(number),
+    }?;
+    let weight = WEIGHT.captures(text).as_ref().and_then(number)?;
+    let whole = |x: f64| if x.fract() == 0.0 { json!(x as i64) } else { json!(x) };
+    Some(json!({"category": category, "height_cm": whole(height), "weight_kg": whole(weight)}))
+}
+
+/// The `get_promotions` arguments for a turn that asks about promotions: the code
+/// it quotes and the order total it gives, when it does.
+pub fn promotion_lookup(text: &str) -> Option<Value> {
+    let w = words(text);
+    let is_other_id = |s: &str| ORDER_ID.is_match(s) || SKU.is_match(s);
+    let named = NAMED_CODE.find_iter(text).any(|m| !is_other_id(m.as_str()));
+    if !named && !PROMO_WORDS.iter().any(|p| has_phrase(&w, p)) {
+        return None;
+    }
+    let mut args = json!({});
+    if let Some(code) = CODE
+        .find_iter(text)
+        .map(|m| m.as_str())
+        .find(|s| s.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 4 && !is_other_id(s))
+    {
+        args["code"] = json!(code);
+    }
+    if let Some(c) = AMOUNT.captures(text) {
+        let digits: String = c[1].chars().filter(char::is_ascii_digit).collect();
+        let base: i64 = digits.parse().ok()?;
+        let unit = fold(&c[2]);
+        let total = match unit.as_str() {
+            "k" | "nghin" | "ngan" => base * 1_000,
+            "tr" | "trieu" => base * 1_000_000,
+            _ => base,
+        };
+        if total >= 1_000 {
+            args["order_total_vnd"] = json!(total);
+        }
+    }
+    Some(args)
+}
+
+/// The `get_policy` topic a turn asks about (the first listed when several match).
+pub fn policy_lookup(text: &str) -> Option<Value> {
+    let w = words(text);
+    POLICY_WORDS
+        .iter()
+        .find(|(_, phrases)| phrases.iter().any(|p| has_phrase(&w, p)))
+        .map(|(topic, _)| json!({"topic": topic}))
+}
+
+/// Every call the turn routes, at most one per tool, in a fixed order.
+pub fn route(text: &str) -> Vec<RoutedCall> {
+    let mut calls = Vec::new();
+    let order = order_lookup(text);
+    let named_order = order.is_some();
+    let lookups: [(&'static str, Option<Value>); 5] = [
+        ("get_order_status", order),
+        ("get_stock", stock_lookup(text)),
+        ("get_size_chart", size_lookup(text)),
+        ("get_promotions", promotion_lookup(text)),
+        ("get_policy", if named_order { None } else { policy_lookup(text) }),
+    ];
+    for (name, arguments) in lookups {
+        if let Some(arguments) = arguments {
+            calls.push(RoutedCall { name, arguments });
+        }
+    }
+    calls
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +235,82 @@ mod tests {
         );
         assert_eq!(order_lookup("đơn DH250004 tới đâu rồi"), Some(json!({"order_id": "DH250004"})));
         assert_eq!(order_lookup("áo AT001 còn không"), None);
+    }
+
+    #[test]
+    fn stock_by_sku_and_size() {
+        assert_eq!(
+            stock_lookup("áo thun AT001 size M màu trắng còn không"),
+            Some(json!({"sku": "AT001", "size": "M"}))
+        );
+        assert_eq!(stock_lookup("qj 014 co 29 con ko shop"), Some(json!({"sku": "QJ014", "size": "29"})));
+        assert_eq!(stock_lookup("mẫu sm003 còn hàng không"), Some(json!({"sku": "SM003"})));
+        assert_eq!(stock_lookup("đơn DH250004 tới đâu rồi"), None);
+        assert_eq!(stock_lookup("Em cao 1m60 nặng 55kg"), None);
+    }
+
+    #[test]
+    fn colour_is_narrowed_from_the_result() {
+        let r = json!({"variants": [{"color": "Xanh"}, {"color": "Xanh navy"}, {"color": "Trắng"}]});
+        assert_eq!(narrow_color("AT001 size M màu trắng", &r).as_deref(), Some("Trắng"));
+        assert_eq!(narrow_color("AT001 mau xanh navy", &r).as_deref(), Some("Xanh navy"));
+        assert_eq!(narrow_color("AT001 màu xanh", &r).as_deref(), Some("Xanh"));
+        assert_eq!(narrow_color("AT001 màu tím", &r), None);
+        // One colour only: nothing to narrow.
+        assert_eq!(narrow_color("AT001 màu trắng", &json!({"variants": [{"color": "Trắng"}]})), None);
+    }
+
+    #[test]
+    fn sizes_need_a_category_and_measurements() {
+        assert_eq!(
+            size_lookup("Em cao 1m60 nặng 55kg mặc áo thun size gì ạ?"),
+            Some(json!({"category": "áo thun", "height_cm": 160, "weight_kg": 55}))
+        );
+        assert_eq!(
+            size_lookup("cao 172cm 68 ky thi mac quan jean size nao"),
+            Some(json!({"category": "quần jeans", "height_cm": 172, "weight_kg": 68}))
+        );
+        assert_eq!(
+            size_lookup("1m6 nặng 48 mặc váy size nào"),
+            Some(json!({"category": "váy", "height_cm": 160, "weight_kg": 48}))
+        );
+        assert_eq!(
+            size_lookup("chân em dài 24,5 cm đi giày size mấy"),
+            Some(json!({"category": "giày", "foot_length_cm": 24.5}))
+        );
+        assert_eq!(size_lookup("Em cao 1m60 nặng 55kg mặc size gì ạ?"), None, "no category");
+        assert_eq!(size_lookup("áo thun size M còn không"), None, "no measurements");
+    }
+
+    #[test]
+    fn promotions_with_code_and_total() {
+        assert_eq!(promotion_lookup("Shop có mã giảm giá nào không ạ?"), Some(json!({})));
+        assert_eq!(
+            promotion_lookup("mã HELLOSUMMER còn dùng được không, đơn em 450k"),
+            Some(json!({"code": "HELLOSUMMER", "order_total_vnd": 450_000}))
+        );
+        assert_eq!(
+            promotion_lookup("đơn 1.200.000đ có khuyến mãi gì không"),
+            Some(json!({"order_total_vnd": 1_200_000}))
+        );
+        assert_eq!(promotion_lookup("áo AT001 còn size M không"), None);
+        assert_eq!(promotion_lookup("mã DH250004 của em"), None, "an order id, not a code");
+    }
+
+    #[test]
+    fn policies_by_topic_words() {
+        assert_eq!(policy_lookup("Chính sách đổi trả thế nào ạ?"), Some(json!({"topic": "doi-tra"})));
+        assert_eq!(policy_lookup("phi ship bao nhieu vay shop"), Some(json!({"topic": "van-chuyen"})));
+        assert_eq!(policy_lookup("có thanh toán khi nhận hàng (COD) không"), Some(json!({"topic": "thanh-toan"})));
+        assert_eq!(policy_lookup("áo có bảo hành không"), Some(json!({"topic": "bao-hanh"})));
+        assert_eq!(policy_lookup("freeship"), None, "a promotion word, not shipping");
+    }
+
+    #[test]
+    fn a_turn_routes_each_tool_once_in_order() {
+        let calls = route("đơn DH250004 giao hàng chưa, còn áo AT001 size M không");
+        let names: Vec<&str> = calls.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["get_order_status", "get_stock"], "no policy call when an order is named");
+        assert!(route("Shop ơi cho em hỏi chút").is_empty());
     }
 }
