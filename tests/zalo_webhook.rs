@@ -329,11 +329,12 @@ async fn serve_with_zalo_flags_answers_a_signed_event_once() {
         .env("ZALO_REFRESH_TOKEN", "refresh-0")
         .current_dir(common::root())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("serve.log")).unwrap())
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let _server = ServeProcess(child);
+    let serve_log = || std::fs::read_to_string(tmp.path().join("serve.log")).unwrap_or_default();
     let lines: Vec<String> = tokio::task::spawn_blocking(move || {
         stdout.lines().map_while(Result::ok).take_while(|l| !l.contains("/v1")).collect()
     })
@@ -356,7 +357,11 @@ async fn serve_with_zalo_flags_answers_a_signed_event_once() {
     assert_eq!(sent.len(), 1, "one event, one reply: {sent:?}");
     assert_eq!(sent[0].0, "user-7");
     assert!(!sent[0].1.is_empty());
-    assert!(!model.requests.lock().unwrap().is_empty(), "the answer came from the served (upstream) model");
+    assert!(
+        !model.requests.lock().unwrap().is_empty(),
+        "the answer came from the served (upstream) model; sent {sent:?}; serve's log:\n{}",
+        serve_log()
+    );
     // The first send refreshed the seeded token; the rotated pair is on disk.
     let on_disk: Tokens = serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
     assert_eq!((on_disk.access_token.as_str(), on_disk.refresh_token.as_str()), ("access-1", "refresh-1"));
