@@ -6,8 +6,14 @@
 # Extra arguments go to `stylevn pipeline` (e.g. --no-serve).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The build (CPU) and the downloads (network) overlap; the GGUF import needs both.
+cargo build --release --quiet --bin stylevn &
+build=$!
+trap 'kill "$build" 2>/dev/null || true' EXIT
+STYLEVN_SKIP_IMPORT=1 scripts/fetch-models.sh
+wait "$build"
+trap - EXIT
 scripts/fetch-models.sh
-cargo build --release --quiet --bin stylevn
 target/release/stylevn generate --model models/smollm2-135m-instruct \
   --prompt "What is the capital of France?" --temperature 0 --max-new-tokens 32 --stats
 exec target/release/stylevn pipeline --config configs/pipeline.toml "$@"
