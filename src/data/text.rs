@@ -25,6 +25,24 @@ pub fn strip_diacritics(text: &str) -> String {
         .collect()
 }
 
+/// `text` with its first letter upper-cased.
+pub fn capitalize(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// `text` with its first letter lower-cased.
+pub fn lower_first(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 /// Money as Vietnamese shops write it: `249000` -> `249.000đ`.
 pub fn vnd(amount: i64) -> String {
     let digits = amount.abs().to_string();

@@ -133,6 +133,18 @@ pub const ORDER_NOT_FOUND: &str = "Không tìm thấy đơn hàng với mã này
 pub const DETAILS_NEED: &str =
     "Cần 4 số cuối số điện thoại đặt hàng để xem chi tiết đơn (sản phẩm, tổng tiền, mã vận đơn).";
 
+/// The items of a `get_order_status` result that has them, as answers list them:
+/// `2 x Áo thun basic (size M, màu Trắng)`.
+pub fn order_item_lines(result: &Value) -> Vec<String> {
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    result["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| format!("{} x {} (size {}, màu {})", i["qty"], text(i, "name"), text(i, "size"), text(i, "color")))
+        .collect()
+}
+
 /// Parses an `a-b` range of a size chart.
 fn range(text: &str) -> Option<(f64, f64)> {
     let (a, b) = text.split_once('-')?;

@@ -8,7 +8,7 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::data::text::{strip_diacritics, teen_code, typos};
+use crate::data::text::{capitalize, lower_first, strip_diacritics, teen_code, typos};
 use crate::data::tools::ToolBox;
 use crate::data::SYSTEM_PROMPT;
 use crate::Result;
@@ -53,14 +53,6 @@ pub fn fill(template: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
 impl<'a> Convo<'a> {
     /// Starts a conversation with the system prompt, a random customer style and
     /// form of address.
@@ -89,14 +81,7 @@ impl<'a> Convo<'a> {
 
     /// A customer turn, rewritten in the conversation's style.
     pub fn user(&mut self, text: &str) {
-        let casual = |t: &str| {
-            let t = t.trim_end_matches(['.', '?', '!']).replace(" ạ", "");
-            let mut c = t.chars();
-            match c.next() {
-                Some(f) => f.to_lowercase().chain(c).collect::<String>(),
-                None => t,
-            }
-        };
+        let casual = |t: &str| lower_first(&t.trim_end_matches(['.', '?', '!']).replace(" ạ", ""));
         let text = match self.style {
             Style::Formal => text.to_string(),
             Style::Casual => casual(text),

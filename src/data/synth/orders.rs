@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::convo::{fill, Convo};
 use crate::data::store::{Order, Store};
 use crate::data::text::{date_vn, vnd};
+use crate::data::tools::order_item_lines;
 use crate::Result;
 
 const ASK_WITH_PHONE: [&str; 14] = [
@@ -140,23 +141,9 @@ pub fn answer_order(c: &mut Convo, r: &Value) -> String {
         ],
     );
     if c.rng.random_bool(0.4) {
-        let items: Vec<String> = r["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|i| {
-                format!(
-                    "{} x {} (size {}, màu {})",
-                    i["qty"],
-                    i["name"].as_str().unwrap_or(""),
-                    i["size"].as_str().unwrap_or(""),
-                    i["color"].as_str().unwrap_or("")
-                )
-            })
-            .collect();
         text.push_str(&format!(
             "\nĐơn gồm: {}. Tổng tiền: {}.",
-            items.join("; "),
+            order_item_lines(r).join("; "),
             vnd(r["total_vnd"].as_i64().unwrap_or(0))
         ));
     }

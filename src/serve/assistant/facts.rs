@@ -7,7 +7,9 @@
 
 use serde_json::Value;
 
-use crate::data::text::{date_vn, fold, vnd};
+use crate::data::text::{capitalize, date_vn, fold, lower_first, vnd};
+use crate::data::tools::order_item_lines;
+use crate::rag::text::folded_syllables;
 
 /// Variants of a product listed one by one; more are summarised.
 const MAX_VARIANTS: usize = 8;
@@ -65,14 +67,6 @@ pub fn facts(name: &str, result: &Value, question: &str) -> Option<Facts> {
     }
 }
 
-fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
 fn text_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("")
 }
@@ -87,20 +81,7 @@ fn order(r: &Value) -> Option<Facts> {
     );
     let mut required = vec![one(status), one(eta)];
     if let Some(total) = r["total_vnd"].as_i64() {
-        let items: Vec<String> = r["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|i| {
-                format!(
-                    "{} x {} (size {}, màu {})",
-                    i["qty"],
-                    text_of(i, "name"),
-                    text_of(i, "size"),
-                    text_of(i, "color")
-                )
-            })
-            .collect();
+        let items = order_item_lines(r);
         if !items.is_empty() {
             text.push_str(&format!(" Đơn gồm: {}.", items.join("; ")));
         }
@@ -127,7 +108,7 @@ fn stock(r: &Value) -> Option<Facts> {
         [] => text.push_str(" Mẫu này hiện không có size/màu anh/chị hỏi ạ."),
         [one] => {
             let l = line(one);
-            text.push_str(&format!(" {}{} ạ.", l[..1].to_uppercase(), &l[1..]));
+            text.push_str(&format!(" {} ạ.", capitalize(&l)));
             required.push(match one["qty"].as_i64().unwrap_or(0) {
                 0 => ["hết hàng", "còn 0", "hết size", "hết màu"].map(String::from).to_vec(),
                 q => ["sản phẩm", "cái", "chiếc"].iter().map(|unit| format!("còn {q} {unit}")).collect(),
@@ -236,7 +217,7 @@ type WordSet = std::collections::BTreeSet<String>;
 
 /// Folded words of `text` of at least two letters.
 fn word_set(text: &str) -> WordSet {
-    fold(text).split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 2).map(String::from).collect()
+    folded_syllables(text).into_iter().filter(|w| w.chars().count() >= 2).collect()
 }
 
 fn policy(r: &Value, question: &str) -> Option<Facts> {

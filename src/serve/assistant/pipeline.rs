@@ -167,10 +167,9 @@ pub fn content_text(m: &Value) -> Option<String> {
     }
 }
 
-/// The routed calls among `tools` as the conversation shows them: one assistant
-/// message calling them all, then their results.
-fn routed_messages(tools: &[ToolRun]) -> Vec<Value> {
-    let routed: Vec<&ToolRun> = tools.iter().filter(|t| t.routed).collect();
+/// The routed calls as the conversation shows them: one assistant message calling
+/// them all, then their results.
+fn routed_messages(routed: &[ToolRun]) -> Vec<Value> {
     if routed.is_empty() {
         return Vec::new();
     }
@@ -187,6 +186,23 @@ fn routed_messages(tools: &[ToolRun]) -> Vec<Value> {
         out.push(json!({"role": "tool", "tool_call_id": format!("call_routed_{i}"), "content": t.result.to_string()}));
     }
     out
+}
+
+/// The answer written from the routed results ([`facts`]), when each has one and
+/// together they pass the verifier.
+fn written_answer(routed: &[ToolRun], question: &str, evidence: &[String]) -> Option<Facts> {
+    if routed.is_empty() {
+        return None;
+    }
+    let parts = routed.iter().map(|t| facts(&t.name, &t.result, question)).collect::<Option<Vec<_>>>()?;
+    let text = parts.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join("\n");
+    let written = Facts { text, required: parts.into_iter().flat_map(|f| f.required).collect() };
+    let verdict = verify(&written.text, evidence);
+    if !verdict.grounded() {
+        tracing::warn!(ungrounded = ?verdict.ungrounded, "an answer written from tool results failed the verifier");
+        return None;
+    }
+    Some(written)
 }
 
 /// The client's conversation reduced to user and assistant text.
@@ -331,9 +347,10 @@ impl Assistant {
             inc(&self.metrics.routed_calls);
             routed.push(ToolRun { name: call.name.into(), arguments, result, routed: true });
         }
-        messages.extend(routed_messages(&routed));
+        let routed_turn = routed_messages(&routed);
+        messages.extend(routed_turn.iter().cloned());
         evidence.extend(routed.iter().map(|t| t.result.to_string()));
-        let written = self.written_answer(&routed, &question, &evidence);
+        let written = written_answer(&routed, &question, &evidence);
         reply.tools.extend(routed);
 
         let sampling = turn.sampling.unwrap_or(Sampling {
@@ -381,7 +398,7 @@ impl Assistant {
                 reply.content = w.text;
                 reply.outcome = Outcome::Composed;
                 let mut m = history.clone();
-                m.extend(routed_messages(&reply.tools));
+                m.extend(routed_turn);
                 m.push(json!({"role": "assistant", "content": reply.content}));
                 m
             }
@@ -460,23 +477,6 @@ impl Assistant {
             }
         }
         None
-    }
-
-    /// The answer written from the routed results ([`facts`]), when each has one and
-    /// together they pass the verifier.
-    fn written_answer(&self, routed: &[ToolRun], question: &str, evidence: &[String]) -> Option<Facts> {
-        if routed.is_empty() {
-            return None;
-        }
-        let parts = routed.iter().map(|t| facts(&t.name, &t.result, question)).collect::<Option<Vec<_>>>()?;
-        let text = parts.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join("\n");
-        let written = Facts { text, required: parts.into_iter().flat_map(|f| f.required).collect() };
-        let verdict = verify(&written.text, evidence);
-        if !verdict.grounded() {
-            tracing::warn!(ungrounded = ?verdict.ungrounded, "an answer written from tool results failed the verifier");
-            return None;
-        }
-        Some(written)
     }
 
     /// Runs a tool; failures become an `{"error": ..}` result the model sees.

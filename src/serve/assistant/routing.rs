@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::data::text::fold;
 use crate::data::tools::SIZED_CATEGORIES;
+use crate::rag::text::folded_syllables;
 
 static ORDER_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bdh\s?(\d{6})\b").expect("order id regex"));
 static PHONE: LazyLock<Regex> =
@@ -98,8 +99,7 @@ pub fn order_lookup(text: &str) -> Option<Value> {
 /// `text` folded, with every run of non-alphanumerics one space, padded with spaces
 /// so that `" word "` matches whole words.
 fn words(text: &str) -> String {
-    let folded: String = fold(text).chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    format!(" {} ", folded.split_whitespace().collect::<Vec<_>>().join(" "))
+    format!(" {} ", folded_syllables(text).join(" "))
 }
 
 fn has_phrase(words: &str, phrase: &str) -> bool {
