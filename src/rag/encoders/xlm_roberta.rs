@@ -7,24 +7,22 @@ use std::path::Path;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use candle_transformers::models::xlm_roberta::{Config, XLMRobertaModel};
+use serde_json::Value;
 
 use crate::{Error, Result};
 
 /// An XLM-RoBERTa backbone: token ids in, last hidden states out.
 pub(super) struct XlmRoberta {
     model: XLMRobertaModel,
-    /// Id of the padding token (`pad_token_id` of `config.json`).
-    pub pad_token_id: u32,
 }
 
 impl XlmRoberta {
-    /// Loads the weights in `vb` (with or without a `roberta.` prefix) with the `config.json` at `config_path`.
-    pub fn load(vb: VarBuilder, config_path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(config_path).map_err(|e| Error::io(config_path, e))?;
-        let config: Config = serde_json::from_str(&text)
-            .map_err(|e| Error::bad_input(config_path, Some(e.line()), format!("not an XLM-RoBERTa config: {e}")))?;
+    /// Loads the weights in `vb` (with or without a `roberta.` prefix) with `config` (read from `config_path`).
+    pub fn load(vb: VarBuilder, config: Value, config_path: &Path) -> Result<Self> {
+        let config: Config = serde_json::from_value(config)
+            .map_err(|e| Error::bad_input(config_path, None, format!("not an XLM-RoBERTa config: {e}")))?;
         let vb = if vb.contains_tensor("roberta.embeddings.word_embeddings.weight") { vb.pp("roberta") } else { vb };
-        Ok(XlmRoberta { model: XLMRobertaModel::new(&config, vb)?, pad_token_id: config.pad_token_id })
+        Ok(XlmRoberta { model: XLMRobertaModel::new(&config, vb)? })
     }
 
     /// `(batch, seq)` ids and 0/1 mask -> `(batch, seq, hidden)` states.
