@@ -44,6 +44,11 @@ pub struct Args {
     /// statistics use them all. [config: search_tokens, default 2048]
     #[arg(long)]
     search_tokens: Option<usize>,
+    /// AWQ clip search: asymmetric (AutoAWQ's symmetric bounds and also each end of
+    /// the group's range shrunk on its own; never worse on the calibration tokens) or
+    /// symmetric (AutoAWQ's exactly). [config: clip, default asymmetric]
+    #[arg(long)]
+    clip: Option<String>,
     /// Seed of the calibration sample. [config: seed, default 42]
     #[arg(long)]
     seed: Option<u64>,
@@ -68,6 +73,7 @@ struct Config {
     calib_len: usize,
     group_size: usize,
     search_tokens: usize,
+    clip: String,
     seed: u64,
     max_shard_size: String,
 }
@@ -81,6 +87,7 @@ impl Default for Config {
             calib_len: 512,
             group_size: 128,
             search_tokens: 2048,
+            clip: "asymmetric".into(),
             seed: 42,
             max_shard_size: "5GB".into(),
         }
@@ -88,6 +95,7 @@ impl Default for Config {
 }
 
 pub fn exec(args: Args) -> anyhow::Result<()> {
+    stylevn::malloc_tuning::keep_freed_memory();
     let cfg: Config = crate::config::load(args.config.as_deref(), "quantize.toml")?;
     let method: QuantMethod = args.method.as_deref().unwrap_or(&cfg.method).parse()?;
     let files = ModelFiles::resolve(&args.model)?;
@@ -114,6 +122,7 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         group_size: args.group_size.unwrap_or(cfg.group_size),
         max_shard_bytes: parse_size(args.max_shard_size.as_deref().unwrap_or(&cfg.max_shard_size))?,
         search_tokens: args.search_tokens.unwrap_or(cfg.search_tokens),
+        clip: args.clip.as_deref().unwrap_or(&cfg.clip).parse()?,
     };
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} layers ({elapsed}, eta {eta})")

@@ -12,7 +12,7 @@ use common::{golden, root};
 use sha2::{Digest, Sha256};
 use stylevn::model::tiny::{uniform, TINY_MODELS};
 use stylevn::model::{load_transformer, DenseLoader, LogitsAt, Mode, ModelFiles, Transformer};
-use stylevn::quant::{quantize_model, QuantMethod, QuantizeOptions};
+use stylevn::quant::{quantize_model, ClipGrid, QuantMethod, QuantizeOptions};
 
 /// Deterministic calibration sequences of token ids for the 160-token fixtures.
 fn calibration() -> Vec<Vec<u32>> {
@@ -23,7 +23,13 @@ fn quantize(spec: usize, method: QuantMethod, group: usize, out: &Path) -> style
     let base = tempfile::tempdir().unwrap();
     TINY_MODELS[spec].write_dir(base.path()).unwrap();
     let files = ModelFiles::from_dir(base.path()).unwrap();
-    let opts = QuantizeOptions { method, group_size: group, max_shard_bytes: 1 << 30, search_tokens: 96 };
+    let opts = QuantizeOptions {
+        method,
+        group_size: group,
+        max_shard_bytes: 1 << 30,
+        search_tokens: 96,
+        clip: ClipGrid::Asymmetric,
+    };
     quantize_model(&files, out, &opts, &calibration(), &mut |_, _| {}).unwrap()
 }
 

@@ -13,7 +13,8 @@
 //! 3. fold the scales in: linear input columns `*= s`, the preceding norm weight or
 //!    linear output rows (and bias) `/= s`;
 //! 4. search the clipping bound of every linear but q and k, on the scaled weights
-//!    and scaled inputs, and clamp;
+//!    and scaled inputs, and clamp (AutoAWQ's symmetric bounds, or by default also
+//!    asymmetric ones: [`ClipGrid`]);
 //! 5. quantize every linear (`group_quant.rs`).
 //!
 //! The layer runs through the engine's own [`Transformer::layer_forward`]: group
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::Tensor;
 
-use super::awq_search::{clip_weight, mse, sample_tokens, search_scale, x_mean};
+use super::awq_search::{clip_weight, mse, sample_tokens, search_scale, x_mean, ClipGrid};
 use super::group_quant::GroupQuant;
 use crate::model::linear::{DenseLinear, Projection};
 use crate::model::transformer::{Packing, PROJECTION_NAMES};
@@ -158,6 +159,7 @@ pub fn awq_layer(
     packing: &Packing,
     search: &SearchSet,
     group: usize,
+    clip: ClipGrid,
 ) -> Result<AwqLayer> {
     // Dense weights and biases of the seven projections.
     let mut weights = Vec::with_capacity(7);
@@ -286,7 +288,7 @@ pub fn awq_layer(
         let (r, c) = w.dims2()?;
         let mut values = w.flatten_all()?.to_vec1::<f32>()?;
         if j != Q && j != K {
-            clip_weight(&mut values, r, c, &sample_tokens(input_of(j))?, group)?;
+            clip_weight(&mut values, r, c, &sample_tokens(input_of(j))?, group, clip)?;
         }
         quantized.push(GroupQuant::quantize(&values, r, c, group));
     }

@@ -16,9 +16,11 @@
 //! quantize, and keep the bound with the least mean over the sampled tokens of
 //! `(Σ_{k∈group} (Q(w) - w)_k x_k)²`.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 
-use super::group_quant::fake_quantize;
+use rayon::prelude::*;
+
+use super::group_quant::{fake_quantize, fake_quantize_group};
 use crate::Result;
 
 /// Grid points of both searches (AutoAWQ `n_grid = 20`).
@@ -98,48 +100,117 @@ pub fn sample_tokens(x: &Tensor) -> Result<Tensor> {
     Ok(x.index_select(&Tensor::new(idx.as_slice(), x.device())?, 0)?)
 }
 
-/// Clamps the weight `[out, in]` (row-major `w`) group by group to the bound that
-/// best preserves `x · w` on the sampled tokens `x` `(tokens, in)`.
-pub fn clip_weight(w: &mut [f32], rows: usize, cols: usize, x: &Tensor, group: usize) -> Result<()> {
+/// The clipping bounds tried for each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipGrid {
+    /// AutoAWQ's: `±absmax · (1 - i / N_GRID)`, `i < MAX_SHRINK · N_GRID`.
+    Symmetric,
+    /// AutoAWQ's, and also `[min · (1 - i / N_GRID), max · (1 - j / N_GRID)]` for every
+    /// `i, j < MAX_SHRINK · N_GRID`: the two ends shrink apart, which also moves the
+    /// zero point. A superset, so never worse on the sampled tokens.
+    Asymmetric,
+}
+
+impl std::str::FromStr for ClipGrid {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "symmetric" => Ok(ClipGrid::Symmetric),
+            "asymmetric" => Ok(ClipGrid::Asymmetric),
+            other => Err(crate::Error::msg(format!("unknown clip search `{other}` (use asymmetric or symmetric)"))),
+        }
+    }
+}
+
+impl ClipGrid {
+    /// The grid's name as the command line spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClipGrid::Symmetric => "symmetric",
+            ClipGrid::Asymmetric => "asymmetric",
+        }
+    }
+
+    /// `(lower, upper)` shrink factors; `None` for the lower one means symmetric.
+    fn candidates(self) -> Vec<(Option<f32>, f32)> {
+        let steps = (MAX_SHRINK * N_GRID as f64) as usize;
+        let shrink = |i: usize| 1.0 - i as f32 / N_GRID as f32;
+        let mut c: Vec<(Option<f32>, f32)> = (0..steps).map(|i| (None, shrink(i))).collect();
+        if self == ClipGrid::Asymmetric {
+            for i in 0..steps {
+                c.extend((0..steps).map(|j| (Some(shrink(i)), shrink(j))));
+            }
+        }
+        c
+    }
+}
+
+/// Clamps the weight `[out, in]` (row-major `w`) group by group to the bounds that
+/// best preserve `x · w` on the sampled tokens `x` `(tokens, in)`.
+///
+/// A group's loss, the mean over tokens of `(δ · x_t)²` with `δ = Q(clamp(w)) - w`,
+/// is the quadratic form `δᵀ H δ` with `H = Xᵀ X / tokens` over the group's inputs:
+/// `H` is computed once per group of inputs, and each candidate then costs
+/// `group²` multiply-adds instead of `group · tokens`.
+pub fn clip_weight(w: &mut [f32], rows: usize, cols: usize, x: &Tensor, group: usize, grid: ClipGrid) -> Result<()> {
     let groups = cols / group;
-    let dev = x.device().clone();
     let tokens = x.dim(0)?;
-    // (groups, group, tokens)
+    // (groups, group, tokens) @ (groups, tokens, group) -> (groups, group, group)
     let xg = x.reshape((tokens, groups, group))?.permute((1, 2, 0))?.contiguous()?;
-    let absmax: Vec<f32> = w.chunks_exact(group).map(|g| g.iter().fold(0f32, |m, v| m.max(v.abs()))).collect();
-    let mut best_err = vec![f32::INFINITY; rows * groups];
-    let mut best_bound = absmax.clone();
-    for i in 0..(MAX_SHRINK * N_GRID as f64) as usize {
-        let shrink = 1.0 - i as f32 / N_GRID as f32;
-        let mut delta = w.to_vec();
-        for (g, chunk) in delta.chunks_exact_mut(group).enumerate() {
-            let bound = absmax[g] * shrink;
-            for v in chunk.iter_mut() {
-                *v = v.clamp(-bound, bound);
+    let h = (xg.matmul(&xg.t()?)? / tokens as f64)?.flatten_all()?.to_vec1::<f32>()?;
+    let candidates = grid.candidates();
+    debug_assert_eq!(w.len(), rows * cols);
+    w.par_chunks_mut(group).enumerate().for_each(|(i, wg)| {
+        let hg = &h[(i % groups) * group * group..][..group * group];
+        let (lo, hi) = wg.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let mut q = vec![0f32; group];
+        let mut best = (f32::INFINITY, (lo, hi));
+        for &(lower, upper) in &candidates {
+            let (blo, bhi) = match lower {
+                None => {
+                    let b = lo.abs().max(hi.abs()) * upper;
+                    (-b, b)
+                }
+                Some(l) => (lo * l, hi * upper),
+            };
+            for (qk, &wk) in q.iter_mut().zip(wg.iter()) {
+                *qk = wk.clamp(blo, bhi);
+            }
+            fake_quantize_group(&mut q);
+            for (qk, &wk) in q.iter_mut().zip(wg.iter()) {
+                *qk -= wk;
+            }
+            let err = quadratic_form(hg, &q);
+            if err < best.0 {
+                best = (err, (blo, bhi));
             }
         }
-        fake_quantize(&mut delta, group);
-        for (d, v) in delta.iter_mut().zip(w.iter()) {
-            *d -= v;
+        let (blo, bhi) = best.1;
+        for v in wg.iter_mut() {
+            *v = v.clamp(blo, bhi);
         }
-        // (rows, groups, group) -> (groups, rows, group) @ (groups, group, tokens)
-        let d = Tensor::from_vec(delta, (rows, groups, group), &dev)?.transpose(0, 1)?.contiguous()?;
-        let err = d.matmul(&xg)?.sqr()?.mean(D::Minus1)?.t()?.contiguous()?; // (rows, groups)
-        for ((e, b), (best, bound)) in
-            err.flatten_all()?.to_vec1::<f32>()?.iter().zip(&absmax).zip(best_err.iter_mut().zip(best_bound.iter_mut()))
-        {
-            if *e < *best {
-                *best = *e;
-                *bound = b * shrink;
-            }
-        }
-    }
-    for (g, chunk) in w.chunks_exact_mut(group).enumerate() {
-        for v in chunk.iter_mut() {
-            *v = v.clamp(-best_bound[g], best_bound[g]);
-        }
-    }
+    });
     Ok(())
+}
+
+/// `dᵀ H d` for the row-major square `h`.
+fn quadratic_form(h: &[f32], d: &[f32]) -> f32 {
+    let n = d.len();
+    let mut total = 0f32;
+    for (a, row) in h.chunks_exact(n).enumerate() {
+        // Eight independent sums, so the compiler can keep them in vector registers.
+        let mut acc = [0f32; 8];
+        let (head, tail) = row.split_at(n - n % 8);
+        for (hc, dc) in head.chunks_exact(8).zip(d.chunks_exact(8)) {
+            for l in 0..8 {
+                acc[l] += hc[l] * dc[l];
+            }
+        }
+        let mut hd: f32 = acc.iter().sum();
+        hd += tail.iter().zip(&d[n - n % 8..]).map(|(x, y)| x * y).sum::<f32>();
+        total += d[a] * hd;
+    }
+    total
 }
 
 #[cfg(test)]
@@ -178,26 +249,58 @@ mod tests {
             &dev,
         )
         .unwrap();
-        let err = |w: &[f32]| {
-            let mut q = w.to_vec();
-            fake_quantize(&mut q, group);
-            let orig = Tensor::from_vec(w.to_vec(), (rows, cols), &dev).unwrap();
-            let q = Tensor::from_vec(q, (rows, cols), &dev).unwrap();
-            mse(&x.matmul(&q.t().unwrap()).unwrap(), &x.matmul(&orig.t().unwrap()).unwrap()).unwrap()
-        };
-        let before = err(&w);
         let orig = w.clone();
-        clip_weight(&mut w, rows, cols, &x, group).unwrap();
-        let q_after = {
-            let mut q = w.clone();
-            fake_quantize(&mut q, group);
-            q
-        };
-        let after = mse(
-            &x.matmul(&Tensor::from_vec(q_after, (rows, cols), &dev).unwrap().t().unwrap()).unwrap(),
-            &x.matmul(&Tensor::from_vec(orig, (rows, cols), &dev).unwrap().t().unwrap()).unwrap(),
+        clip_weight(&mut w, rows, cols, &x, group, ClipGrid::Symmetric).unwrap();
+        let (before, after) =
+            (output_error(&orig, &orig, rows, cols, group, &x), output_error(&orig, &w, rows, cols, group, &x));
+        assert!(after <= before + 1e-9, "{after} > {before}");
+    }
+
+    /// The output error of the fake-quantized `w` against `w`: mean over tokens and rows.
+    fn output_error(w: &[f32], quantized_from: &[f32], rows: usize, cols: usize, group: usize, x: &Tensor) -> f32 {
+        let dev = x.device();
+        let mut q = quantized_from.to_vec();
+        fake_quantize(&mut q, group);
+        let q = Tensor::from_vec(q, (rows, cols), dev).unwrap();
+        let w = Tensor::from_vec(w.to_vec(), (rows, cols), dev).unwrap();
+        mse(&x.matmul(&q.t().unwrap()).unwrap(), &x.matmul(&w.t().unwrap()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn quadratic_form_is_the_mean_squared_output_error() {
+        // x: 3 tokens of 2 inputs; H = xᵀx / 3 = [[5/3, 2/3], [2/3, 8/3]].
+        let x = [[1.0f32, 2.0], [2.0, 0.0], [0.0, -2.0]];
+        let h = [5.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0, 8.0 / 3.0];
+        let d = [0.5f32, -1.0];
+        let direct: f32 = x.iter().map(|t| (t[0] * d[0] + t[1] * d[1]).powi(2)).sum::<f32>() / 3.0;
+        assert!((quadratic_form(&h, &d) - direct).abs() < 1e-6);
+        // ((-1.5)² + 1² + 2²) / 3 = 29 / 12.
+        assert!((direct - 29.0 / 12.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn asymmetric_clipping_is_never_worse_and_helps_one_sided_outliers() {
+        let dev = Device::Cpu;
+        let (rows, cols, group) = (8, 64, 32);
+        // Each row's first group has a large positive outlier, its second group none.
+        let mut w: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 400.0).collect();
+        for r in 0..rows {
+            w[r * cols + 3] = 0.8 + r as f32 * 0.05;
+        }
+        let x = Tensor::from_vec(
+            (0..96 * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 14.0).collect::<Vec<f32>>(),
+            (96, cols),
+            &dev,
         )
         .unwrap();
-        assert!(after <= before + 1e-9, "{after} > {before}");
+        let clipped = |grid: ClipGrid| {
+            let mut c = w.clone();
+            clip_weight(&mut c, rows, cols, &x, group, grid).unwrap();
+            output_error(&w, &c, rows, cols, group, &x)
+        };
+        let (none, sym, asym) =
+            (output_error(&w, &w, rows, cols, group, &x), clipped(ClipGrid::Symmetric), clipped(ClipGrid::Asymmetric));
+        assert!(sym <= none + 1e-9 && asym <= sym + 1e-9, "none {none}, symmetric {sym}, asymmetric {asym}");
+        assert!(asym < 0.95 * sym, "asymmetric {asym} vs symmetric {sym}");
     }
 }

@@ -89,14 +89,17 @@ fn group_params(wg: &[f32]) -> (half::f16, f32) {
 
 /// Quantize-then-dequantize of `w` in groups (AutoAWQ's `w_quantize_func`), in place.
 pub fn fake_quantize(w: &mut [f32], group: usize) {
-    w.par_chunks_mut(group).for_each(|wg| {
-        let (scale, zero) = group_params(wg);
-        let sf = scale.to_f32();
-        for v in wg.iter_mut() {
-            let q = ((*v / sf).round_ties_even() + zero).clamp(0.0, MAX_CODE);
-            *v = (q - zero) * sf;
-        }
-    });
+    w.par_chunks_mut(group).for_each(fake_quantize_group);
+}
+
+/// Quantize-then-dequantize of one group, in place.
+pub fn fake_quantize_group(wg: &mut [f32]) {
+    let (scale, zero) = group_params(wg);
+    let sf = scale.to_f32();
+    for v in wg.iter_mut() {
+        let q = ((*v / sf).round_ties_even() + zero).clamp(0.0, MAX_CODE);
+        *v = (q - zero) * sf;
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod int4_linear;
 pub mod quantize_model;
 
 pub use awq_checkpoint::{AwqConfig, AwqLoader};
+pub use awq_search::ClipGrid;
 pub use int4::Int4Weight;
 pub use int4_linear::Int4Linear;
 pub use quantize_model::{quantize_model, QuantMethod, QuantizeOptions, QuantizeSummary};

@@ -17,6 +17,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::awq::{awq_layer, SearchSet};
 use super::awq_checkpoint::{write_awq_dir, AwqConfig, QuantizedTensor};
+use super::awq_search::ClipGrid;
 use super::group_quant::GroupQuant;
 use crate::model::{load_transformer, DenseLoader, ModelConfig, ModelFiles};
 use crate::{Error, Result};
@@ -74,6 +75,8 @@ pub struct QuantizeOptions {
     /// AWQ: calibration tokens (whole sequences, at least one) the scale-search
     /// losses are measured on; statistics use every calibration token.
     pub search_tokens: usize,
+    /// AWQ: the clipping bounds searched.
+    pub clip: ClipGrid,
 }
 
 /// What was written.
@@ -186,7 +189,7 @@ pub fn quantize_model(
             };
             let mut x = model.embed(&tokens)?;
             for li in 0..n_layers {
-                let layer = awq_layer(&mut model, li, &x, &packing, &search, group)?;
+                let layer = awq_layer(&mut model, li, &x, &packing, &search, group, opts.clip)?;
                 for (j, q) in layer.quantized.into_iter().enumerate() {
                     tensors.insert(weight_name(li, j), QuantizedTensor::Int4(q));
                 }
@@ -225,6 +228,7 @@ pub fn quantize_model(
     note.insert("calib_tokens".into(), calib_tokens.into());
     if opts.method == QuantMethod::Awq {
         note.insert("search_tokens".into(), opts.search_tokens.into());
+        note.insert("clip".into(), opts.clip.name().into());
     }
     write_awq_dir(files, out, tensors, awq, note, opts.max_shard_bytes)?;
     Ok(QuantizeSummary { group_size: group, group_note, layers: n_layers, projections, calib_sequences, calib_tokens })
