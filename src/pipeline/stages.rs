@@ -202,5 +202,52 @@ pub fn plan(cfg: &PipelineConfig) -> Vec<Stage> {
             resume: None,
         });
     }
+    // A subcommand run without `--config` reads `configs/<its file>` when there is one:
+    // that file is part of the stage's key too (the eval stages' servers are `serve`).
+    for stage in &mut stages {
+        let sub = match &stage.kind {
+            StageKind::Command(args) if !args.iter().any(|a| a == "--config") => args[0].as_str(),
+            StageKind::Command(_) => continue,
+            StageKind::Eval { .. } => "serve",
+        };
+        if let Some(file) = default_config(sub) {
+            stage.inputs.push(Path::new("configs").join(file));
+        }
+    }
     stages
+}
+
+/// The config file a subcommand reads from `configs/` when given no `--config`.
+fn default_config(subcommand: &str) -> Option<&'static str> {
+    Some(match subcommand {
+        "synth" => "synth.toml",
+        "train" => "train.toml",
+        "merge" => "merge.toml",
+        "quantize" => "quantize.toml",
+        "embed-catalog" => "catalog.toml",
+        "eval" => "eval.toml",
+        "serve" => "serve.toml",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implicit_config_files_are_inputs() {
+        let stages = plan(&PipelineConfig::default());
+        let inputs = |name: &str| stages.iter().find(|s| s.name == name).unwrap().inputs.clone();
+        let configs =
+            |name: &str| -> Vec<PathBuf> { inputs(name).into_iter().filter(|p| p.starts_with("configs")).collect() };
+        assert_eq!(configs("quantize"), [PathBuf::from("configs/quantize.toml")]);
+        assert_eq!(configs("merge"), [PathBuf::from("configs/merge.toml")]);
+        assert_eq!(configs("synth"), [PathBuf::from("configs/synth.toml")]);
+        // Explicit --config: that file, not the default one.
+        assert_eq!(configs("train"), [PathBuf::from("configs/train-smollm2.toml")]);
+        assert_eq!(configs("embed"), [PathBuf::from("configs/catalog.toml")]);
+        assert_eq!(configs("eval-tuned"), [PathBuf::from("configs/eval.toml"), PathBuf::from("configs/serve.toml")]);
+        assert!(configs("db").is_empty());
+    }
 }
