@@ -73,11 +73,7 @@ pub struct Encoder {
     rows: Option<Vec<u32>>,
     /// Id of the padding token (`pad_token_id` of `config.json`).
     pad_id: u32,
-    pooling: Pooling,
-    normalize: bool,
-    query_prefix: String,
-    passage_prefix: String,
-    max_seq_len: usize,
+    settings: StSettings,
     dim: usize,
     id: String,
     device: Device,
@@ -85,7 +81,11 @@ pub struct Encoder {
 
 impl std::fmt::Debug for Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("id", &self.id).field("dim", &self.dim).field("pooling", &self.pooling).finish()
+        f.debug_struct("Encoder")
+            .field("id", &self.id)
+            .field("dim", &self.dim)
+            .field("pooling", &self.settings.pooling)
+            .finish()
     }
 }
 
@@ -123,13 +123,7 @@ impl Encoder {
         let weights = unsafe { MmapedSafetensors::multi(&files.weights)? };
         let names: Vec<String> = weights.tensors().into_iter().map(|(name, _)| name).collect();
         let word_embeddings = names.iter().find(|n| n.ends_with("word_embeddings.weight")).cloned();
-        let inputs: Option<Vec<String>> = only_for.map(|(texts, kind)| {
-            let prefix = match kind {
-                TextKind::Query => &settings.query_prefix,
-                TextKind::Passage => &settings.passage_prefix,
-            };
-            texts.iter().map(|t| format!("{prefix}{t}")).collect()
-        });
+        let inputs: Option<Vec<String>> = only_for.map(|(texts, kind)| settings.prefixed(texts, kind));
         let subset = inputs.is_some() && word_embeddings.is_some();
         // The tokenizer (0.7 s whole for e5's 250k-piece Unigram model) is built beside the weights' copy.
         let (tokenizer, tensors) = std::thread::scope(|s| {
@@ -170,20 +164,7 @@ impl Encoder {
             ));
         };
         let dim = config["hidden_size"].as_u64().unwrap_or(0) as usize;
-        Ok(Encoder {
-            backbone,
-            tokens,
-            rows,
-            pad_id,
-            pooling: settings.pooling,
-            normalize: settings.normalize,
-            query_prefix: settings.query_prefix,
-            passage_prefix: settings.passage_prefix,
-            max_seq_len: settings.max_seq_len,
-            dim,
-            id: encoder_id(spec, &files)?,
-            device,
-        })
+        Ok(Encoder { backbone, tokens, rows, pad_id, settings, dim, id: encoder_id(spec, &files)?, device })
     }
 
     /// A stable id of this encoder (name + digest of its config and weights' sizes), stored in indexes.
@@ -198,20 +179,17 @@ impl Encoder {
 
     /// The pooling the model directory asks for.
     pub fn pooling(&self) -> Pooling {
-        self.pooling
+        self.settings.pooling
     }
 
     /// Tokens per text (longer texts are truncated, as sentence-transformers does).
     pub fn max_seq_len(&self) -> usize {
-        self.max_seq_len
+        self.settings.max_seq_len
     }
 
     /// The prefix put before texts of `kind` (`query: ` / `passage: ` for e5, empty otherwise).
     pub fn prefix(&self, kind: TextKind) -> &str {
-        match kind {
-            TextKind::Query => &self.query_prefix,
-            TextKind::Passage => &self.passage_prefix,
-        }
+        self.settings.prefix(kind)
     }
 
     /// Embeds one query.
@@ -258,8 +236,7 @@ impl Encoder {
     /// The token ids (the whole vocabulary's, special tokens added, truncated) the
     /// model reads for each of `texts`, prefixed as `kind`.
     pub fn token_ids(&self, texts: &[String], kind: TextKind) -> Result<Vec<Vec<u32>>> {
-        let prefix = self.prefix(kind);
-        self.tokens.encode(texts.iter().map(|t| format!("{prefix}{t}")).collect())
+        self.tokens.encode(self.settings.prefixed(texts, kind))
     }
 
     /// Runs one padded batch of token ids and pools it.
@@ -286,7 +263,7 @@ impl Encoder {
             Backbone::Bert(m) => m.forward(&ids, &mask)?,
             Backbone::XlmRoberta(m) => m.forward(&ids, &mask)?,
         };
-        let pooled = match self.pooling {
+        let pooled = match self.settings.pooling {
             Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
             Pooling::Mean => {
                 let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
@@ -295,7 +272,7 @@ impl Encoder {
                 summed.broadcast_div(&counts)?
             }
         };
-        let pooled = if self.normalize {
+        let pooled = if self.settings.normalize {
             let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
             pooled.broadcast_div(&norm)?
         } else {
@@ -385,6 +362,20 @@ struct StSettings {
 }
 
 impl StSettings {
+    /// The prefix put before texts of `kind`.
+    fn prefix(&self, kind: TextKind) -> &str {
+        match kind {
+            TextKind::Query => &self.query_prefix,
+            TextKind::Passage => &self.passage_prefix,
+        }
+    }
+
+    /// `texts`, each with the prefix of `kind`.
+    fn prefixed(&self, texts: &[String], kind: TextKind) -> Vec<String> {
+        let prefix = self.prefix(kind);
+        texts.iter().map(|t| format!("{prefix}{t}")).collect()
+    }
+
     fn read(dir: &Path) -> Result<Self> {
         let opt_json = |name: &str| -> Result<Option<Value>> {
             let p = dir.join(name);
