@@ -20,6 +20,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
+use super::context::retrieved_part;
+
 /// One fact stated in a text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Fact {
@@ -162,13 +164,19 @@ impl Evidence {
 }
 
 /// The facts of each assistant turn that nothing before it supports, as
-/// `(message index, fact)`. Evidence: user messages and tool results.
+/// `(message index, fact)`. Evidence: user messages, tool results and the passages
+/// retrieved into the system prompt ([`crate::data::context`]).
 pub fn ungrounded(messages: &[Value]) -> Vec<(usize, Fact)> {
     let mut evidence = Evidence::default();
     let mut bad = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let content = m.get("content").and_then(Value::as_str).unwrap_or("");
         match m.get("role").and_then(Value::as_str) {
+            Some("system") => {
+                if let Some(passages) = retrieved_part(content) {
+                    evidence.add_text(passages);
+                }
+            }
             Some("user") => evidence.add_text(content),
             Some("tool") => match serde_json::from_str::<Value>(content) {
                 Ok(v) => evidence.add_json(&v),
@@ -218,5 +226,23 @@ mod tests {
         assert!(ungrounded(&conv("Dạ đơn DH250011 đang giao, dự kiến 23/06/2025, tổng 249.000đ ạ.")).is_empty());
         let bad = ungrounded(&conv("Dạ đơn DH250011 dự kiến 24/06/2025, tổng 259.000đ ạ."));
         assert_eq!(bad, vec![(2, Fact::Date("2025-06-24".into())), (2, Fact::Money(259000))]);
+    }
+
+    /// Passages retrieved into the system prompt support an answer; the prompt's own
+    /// words ("4 số cuối") do not.
+    #[test]
+    fn retrieved_passages_are_evidence() {
+        use crate::data::context::{with_context, CONTEXT_HEADING};
+        let conv = |passages: &[&str], answer: &str| {
+            vec![
+                json!({"role": "system", "content": with_context(crate::data::SYSTEM_PROMPT, CONTEXT_HEADING, passages)}),
+                json!({"role": "user", "content": "váy caro giá sao"}),
+                json!({"role": "assistant", "content": answer}),
+            ]
+        };
+        let answer = "Dạ chân váy caro giá 489.000đ ạ.";
+        assert!(ungrounded(&conv(&["Chân váy chữ A kẻ caro. Giá: 489.000đ"], answer)).is_empty());
+        assert_eq!(ungrounded(&conv(&[], answer)), vec![(2, Fact::Money(489000))]);
+        assert_eq!(ungrounded(&conv(&[], "Dạ em cần 4 số cuối ạ.")), vec![(2, Fact::Number("4".into()))]);
     }
 }

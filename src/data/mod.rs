@@ -5,11 +5,13 @@
 //! - [`db`]: the SQLite store (`stylevn db init`) and reading it back;
 //! - [`tools`]: the assistant's tool schemas (the one definition `serve` offers too)
 //!   and their execution against the database;
+//! - [`context`]: retrieved passages in the system prompt (one layout everywhere);
 //! - [`text`]: Vietnamese folding, money and date formatting, customer noise;
 //! - [`grounding`]: checks that every fact an assistant states comes from its evidence;
 //! - [`dedup`], [`pii`]: hygiene (exact and MinHash near-duplicates, PII masking);
 //! - [`synth`]: offline and teacher generation of chat JSONL.
 
+pub mod context;
 pub mod db;
 pub mod dedup;
 pub mod grounding;

@@ -128,3 +128,16 @@ impl AssistantConfig {
         self.safe_reply.replace("{topic}", topic).replace("{hotline}", &self.hotline)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped prompt and context heading are the texts the model is fine-tuned with.
+    #[test]
+    fn shipped_prompt_is_the_training_prompt() {
+        let c = AssistantConfig::default();
+        assert_eq!(c.system_prompt, crate::data::SYSTEM_PROMPT);
+        assert_eq!(c.context_heading, crate::data::context::CONTEXT_HEADING);
+    }
+}

@@ -35,6 +35,7 @@ use super::facts::{facts, Facts};
 use super::metrics::{inc, Metrics};
 use super::retrieval::Retriever;
 use super::routing;
+use crate::data::context::with_context;
 use crate::serve::cache::{scope, AnswerCache, CacheHit};
 use crate::serve::guardrails::{check_input, verify, InputLimits, Rejection, Verdict};
 use crate::serve::log::{Exchange, ExchangeLog};
@@ -318,15 +319,8 @@ impl Assistant {
             cache_key = Some((scope, embedding));
         }
 
-        let mut system = self.config.system_prompt.clone();
-        for (i, chunk) in self.retrieve(&question).await?.iter().enumerate() {
-            if i == 0 {
-                system.push_str("\n\n");
-                system.push_str(&self.config.context_heading);
-            }
-            system.push_str("\n- ");
-            system.push_str(chunk);
-        }
+        let passages = self.retrieve(&question).await?;
+        let system = with_context(&self.config.system_prompt, &self.config.context_heading, &passages);
         let mut evidence = vec![system.clone(), format!("Hotline: {}", self.config.hotline)];
         let mut messages = vec![json!({"role": "system", "content": system})];
         messages.extend(history.iter().cloned());
