@@ -104,6 +104,11 @@ struct RunArgs {
     /// JSON file with the OpenAI `tools` array offered on every request ("" = none). [config: tools]
     #[arg(long)]
     tools: Option<String>,
+    /// Send each case's contexts in its system prompt under this heading, as `stylevn serve`
+    /// adds what its retrieval finds: for a model served without retrieval ("" = contexts not
+    /// sent). [config: context_heading]
+    #[arg(long, value_name = "TEXT")]
+    context_heading: Option<String>,
     /// Fail below this mean faithfulness. [config: thresholds.min_faithfulness]
     #[arg(long)]
     min_faithfulness: Option<f64>,
@@ -164,6 +169,7 @@ struct Config {
     judge_api_key_env: String,
     system_prompt: String,
     tools: String,
+    context_heading: String,
     refusal_markers: Vec<String>,
     thresholds: Thresholds,
 }
@@ -189,6 +195,7 @@ impl Default for Config {
             judge_api_key_env: "OPENAI_API_KEY".into(),
             system_prompt: String::new(),
             tools: String::new(),
+            context_heading: String::new(),
             refusal_markers: DEFAULT_REFUSAL_MARKERS.iter().map(|s| s.to_string()).collect(),
             thresholds: Thresholds::default(),
         }
@@ -287,6 +294,7 @@ fn exec_run(a: RunArgs) -> anyhow::Result<()> {
         seed: a.seed.unwrap_or(cfg.seed),
         system_prompt: Some(or_str(a.system_prompt, cfg.system_prompt)).filter(|s| !s.trim().is_empty()),
         tools,
+        context_heading: Some(or_str(a.context_heading, cfg.context_heading)).filter(|s| !s.trim().is_empty()),
         refusal_markers: cfg.refusal_markers.clone(),
     };
     let judge_url = or_str(a.judge_url, cfg.judge_url);

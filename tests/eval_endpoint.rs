@@ -177,6 +177,7 @@ fn options(load: LoadShape) -> RunOptions {
         tools: Some(
             json!([{"type": "function", "function": {"name": "get_order_status", "parameters": {"type": "object"}}}]),
         ),
+        context_heading: None,
         refusal_markers: stylevn::eval::checks::DEFAULT_REFUSAL_MARKERS.iter().map(|s| s.to_string()).collect(),
     }
 }

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+use crate::data::context::with_context;
+
 use super::checks::{is_refusal, tool_call_matches, ToolCall};
 use super::chrf::chrf;
 use super::client::{ChatClient, StreamedReply};
@@ -33,6 +35,10 @@ pub struct RunOptions {
     pub system_prompt: Option<String>,
     /// OpenAI `tools` offered on every request.
     pub tools: Option<Value>,
+    /// When set, a case's contexts go into its system prompt under this heading, as
+    /// `serve` adds what its retrieval finds ([`crate::data::context`]); for models
+    /// served without retrieval.
+    pub context_heading: Option<String>,
     /// Phrases that mark a refusal.
     pub refusal_markers: Vec<String>,
 }
@@ -168,6 +174,13 @@ pub fn request_body(case: &GoldenCase, options: &RunOptions) -> Value {
             messages.insert(0, json!({"role": "system", "content": system}));
         }
     }
+    if let Some(heading) = options.context_heading.as_deref().filter(|_| !case.contexts.is_empty()) {
+        if messages.first().is_none_or(|m| m["role"] != "system") {
+            messages.insert(0, json!({"role": "system", "content": ""}));
+        }
+        let system = messages[0]["content"].as_str().unwrap_or_default().to_string();
+        messages[0]["content"] = json!(with_context(&system, heading, &case.contexts));
+    }
     let mut body = json!({
         "messages": messages,
         "max_tokens": options.max_tokens,
@@ -240,4 +253,59 @@ pub async fn run_cases(
     }
     let duration_s = (*last_end.lock().expect("lock") - start).as_secs_f64();
     RunOutput { results, duration_s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(system_prompt: Option<&str>, context_heading: Option<&str>) -> RunOptions {
+        RunOptions {
+            load: LoadShape::Concurrency(1),
+            max_tokens: 8,
+            temperature: 0.0,
+            seed: 0,
+            system_prompt: system_prompt.map(str::to_owned),
+            tools: None,
+            context_heading: context_heading.map(str::to_owned),
+            refusal_markers: Vec::new(),
+        }
+    }
+
+    fn case(v: Value) -> GoldenCase {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// With a heading, the contexts follow the system prompt (the given one or the
+    /// case's own) as `serve`'s retrieval puts them; without one they are not sent.
+    #[test]
+    fn contexts_go_into_the_system_prompt_under_the_heading() {
+        let ctx = case(json!({"id": "p1", "intent": "policy", "contexts": ["Đổi trả trong 14 ngày.", "Phí 30.000đ."],
+            "messages": [{"role": "user", "content": "Đổi trả mấy ngày?"}]}));
+        let body = request_body(&ctx, &options(Some("Bạn là trợ lý."), Some("Tham khảo:")));
+        assert_eq!(
+            body["messages"][0]["content"],
+            "Bạn là trợ lý.\n\nTham khảo:\n- Đổi trả trong 14 ngày.\n- Phí 30.000đ."
+        );
+        assert_eq!(body["messages"][1]["role"], "user");
+        let body = request_body(&ctx, &options(None, Some("Tham khảo:")));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "Tham khảo:\n- Đổi trả trong 14 ngày.\n- Phí 30.000đ."})
+        );
+        let body = request_body(&ctx, &options(Some("Bạn là trợ lý."), None));
+        assert_eq!(body["messages"][0]["content"], "Bạn là trợ lý.");
+
+        let own = case(json!({"id": "p2", "intent": "policy", "contexts": ["Hotline 1900 0000."],
+            "messages": [{"role": "system", "content": "Riêng."}, {"role": "user", "content": "Hotline?"}]}));
+        let body = request_body(&own, &options(Some("Bạn là trợ lý."), Some("Tham khảo:")));
+        assert_eq!(body["messages"][0]["content"], "Riêng.\n\nTham khảo:\n- Hotline 1900 0000.");
+        assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+
+        let none = case(
+            json!({"id": "o1", "intent": "order_status", "messages": [{"role": "user", "content": "Đơn DH250001?"}]}),
+        );
+        let body = request_body(&none, &options(None, Some("Tham khảo:")));
+        assert_eq!(body["messages"].as_array().unwrap().len(), 1, "no contexts, no system turn added");
+    }
 }

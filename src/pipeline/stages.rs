@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::config::PipelineConfig;
+use crate::data::context::CONTEXT_HEADING;
 use crate::data::SYSTEM_PROMPT;
 
 /// How a stage runs.
@@ -187,6 +188,9 @@ pub fn plan(cfg: &PipelineConfig) -> Vec<Stage> {
             cfg.eval_max_tokens.to_string(),
             s("--system-prompt"),
             s(SYSTEM_PROMPT),
+            // The servers have no index: the golden contexts stand in for retrieval.
+            s("--context-heading"),
+            s(CONTEXT_HEADING),
         ];
         if cfg.eval_limit > 0 {
             eval_args.extend([s("--limit"), cfg.eval_limit.to_string()]);

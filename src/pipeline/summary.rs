@@ -105,7 +105,11 @@ pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Stri
     let cases = read_json(&run.join("eval").join("tuned").join("report.json"))
         .and_then(|r| r.pointer("/quality/cases").and_then(|c| c.as_u64()));
     if let Some(n) = cases {
-        let _ = writeln!(md, "{n} golden cases, greedy, through `stylevn serve` and `stylevn eval`.\n");
+        let _ = writeln!(
+            md,
+            "{n} golden cases, greedy, through `stylevn serve` and `stylevn eval`; the store's tools offered, \
+             each case's contexts in the system prompt as retrieval would put them.\n"
+        );
     }
     let _ = writeln!(md, "| metric | base | fine-tuned | {} |\n|---|---:|---:|---:|", cfg.quant_method.to_uppercase());
     for (key, label) in METRICS {
