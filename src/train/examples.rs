@@ -80,8 +80,9 @@ pub fn load_examples(
 }
 
 /// Examples after which a micro-batch's first example looks for the partners that
-/// share the longest prefix with it, in units of the micro-batch size.
-const LOOKAHEAD_BATCHES: usize = 8;
+/// share the longest prefix with it, in units of the micro-batch size: wide enough
+/// that rows of a rare prompt (a few percent) usually find partners of their own.
+const LOOKAHEAD_BATCHES: usize = 32;
 
 /// The order examples are trained in: epochs follow each other, each a seeded
 /// permutation whose micro-batches are formed greedily: the first example not yet
