@@ -8,7 +8,6 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::data::context::{with_context, CONTEXT_HEADING};
 use crate::data::text::{capitalize, lower_first, strip_diacritics, teen_code, typos};
 use crate::data::tools::ToolBox;
 use crate::data::SYSTEM_PROMPT;
@@ -68,11 +67,6 @@ impl<'a> Convo<'a> {
         let kh = *HONORIFICS.choose(rng).expect("honorifics");
         let messages = vec![json!({"role": "system", "content": SYSTEM_PROMPT})];
         Convo { rng, tools, style, kh, messages, next_call: 0, more_to_come: false }
-    }
-
-    /// Puts `passages` into the system prompt, as `serve` adds what its retrieval finds.
-    pub fn retrieved(&mut self, passages: &[String]) {
-        self.messages[0]["content"] = json!(with_context(SYSTEM_PROMPT, CONTEXT_HEADING, passages));
     }
 
     /// The customer's form of address (`anh`, `chị`...).

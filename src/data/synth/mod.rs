@@ -15,7 +15,6 @@
 //! file. Exact and near duplicates (MinHash, [`crate::data::dedup`]) are dropped.
 
 mod catalog;
-mod context;
 pub mod convo;
 pub mod holdout;
 pub mod import;
@@ -59,10 +58,6 @@ pub enum Intent {
     SizeAdvice,
     /// A policy question (`get_policy`).
     Policy,
-    /// A product question answered from catalog passages in the system prompt (no tool).
-    ProductFromContext,
-    /// A policy question answered from policy passages in the system prompt (no tool).
-    PolicyFromContext,
     /// Two requests in one conversation.
     MultiTurn,
     /// Refusal: politics, medicine, other shops, anything outside the store.
@@ -75,8 +70,8 @@ pub enum Intent {
     NoInfo,
 }
 
-/// Every intent with its weight in the offline mix (its share is weight / sum of weights).
-pub const INTENT_WEIGHTS: [(Intent, u32); 16] = [
+/// Every intent with its share of the offline mix (percent).
+pub const INTENT_WEIGHTS: [(Intent, u32); 14] = [
     (Intent::OrderStatus, 9),
     (Intent::OrderIdOnly, 12),
     (Intent::OrderNotFound, 4),
@@ -86,8 +81,6 @@ pub const INTENT_WEIGHTS: [(Intent, u32); 16] = [
     (Intent::Promotions, 8),
     (Intent::SizeAdvice, 9),
     (Intent::Policy, 11),
-    (Intent::ProductFromContext, 4),
-    (Intent::PolicyFromContext, 4),
     (Intent::MultiTurn, 7),
     (Intent::RefuseOutOfScope, 5),
     (Intent::RefusePrivacy, 3),
@@ -108,8 +101,6 @@ impl Intent {
             Intent::Promotions => "promotions",
             Intent::SizeAdvice => "size_advice",
             Intent::Policy => "policy",
-            Intent::ProductFromContext => "product_context",
-            Intent::PolicyFromContext => "policy_context",
             Intent::MultiTurn => "multi_turn",
             Intent::RefuseOutOfScope => "refuse_out_of_scope",
             Intent::RefusePrivacy => "refuse_privacy",
@@ -142,8 +133,6 @@ fn builder(intent: Intent) -> Builder {
         Intent::Promotions => policy::promotions,
         Intent::SizeAdvice => catalog::size_advice,
         Intent::Policy => policy::policy,
-        Intent::ProductFromContext => context::product,
-        Intent::PolicyFromContext => context::policy,
         Intent::RefuseOutOfScope => refusals::out_of_scope,
         Intent::RefusePrivacy => refusals::privacy,
         Intent::RefuseInjection => refusals::injection,

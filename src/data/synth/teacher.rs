@@ -96,13 +96,7 @@ fn rewritable(messages: &[Value]) -> Vec<usize> {
 }
 
 fn request_body(example: &Example, opts: &TeacherOptions) -> Value {
-    // The facts the answers may use: tool results and passages retrieved into the system prompt.
-    let passages = example.messages[0]["content"].as_str().and_then(crate::data::context::retrieved_part);
-    let facts: Vec<Value> = passages
-        .map(|p| json!(p.trim()))
-        .into_iter()
-        .chain(example.messages.iter().filter(|m| m["role"] == "tool").map(|m| m["content"].clone()))
-        .collect();
+    let facts: Vec<&Value> = example.messages.iter().filter(|m| m["role"] == "tool").map(|m| &m["content"]).collect();
     let turns: Vec<Value> = rewritable(&example.messages)
         .into_iter()
         .map(|i| json!({"role": example.messages[i]["role"], "content": example.messages[i]["content"]}))
