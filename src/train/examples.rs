@@ -79,94 +79,19 @@ pub fn load_examples(
     Ok(out)
 }
 
-/// Examples after which a micro-batch's first example looks for the partners that
-/// share the longest prefix with it, in units of the micro-batch size: wide enough
-/// that rows of a rare prompt (a few percent) usually find partners of their own.
-const LOOKAHEAD_BATCHES: usize = 32;
-
-/// The order examples are trained in: epochs follow each other, each a seeded
-/// permutation whose micro-batches are formed greedily: the first example not yet
-/// taken, then the `micro_batch - 1` not taken among the next
-/// `LOOKAHEAD_BATCHES * micro_batch` that share the longest token prefix with it
-/// (ties in permutation order). The trainer computes a micro-batch's shared prefix
-/// once (the system prompt and tool schemas most conversations start with), so
-/// rows with a prompt of their own, such as passages retrieved into it, are put
-/// together instead of making every micro-batch they land in pay for its prompt.
-pub struct BatchOrder<'a> {
-    examples: &'a [Example],
-    micro_batch: usize,
-    seed: u64,
-    epochs: Vec<(u64, Vec<usize>)>,
+/// The example indices of micro-batch `k` (global count since the start of
+/// training): epochs follow each other, each a seeded permutation.
+pub fn micro_batch(n_examples: usize, micro_batch: usize, seed: u64, k: u64) -> Vec<usize> {
+    let first = k as usize * micro_batch;
+    (first..first + micro_batch)
+        .map(|p| {
+            let epoch = (p / n_examples) as u64;
+            epoch_order(n_examples, seed, epoch)[p % n_examples]
+        })
+        .collect()
 }
 
-impl<'a> BatchOrder<'a> {
-    /// The order of `examples` in micro-batches of `micro_batch`, shuffled by `seed`.
-    pub fn new(examples: &'a [Example], micro_batch: usize, seed: u64) -> Self {
-        BatchOrder { examples, micro_batch: micro_batch.max(1), seed, epochs: Vec::new() }
-    }
-
-    /// The example indices of micro-batch `k` (global count since the start of
-    /// training).
-    pub fn micro_batch(&mut self, k: u64) -> Vec<usize> {
-        let n = self.examples.len();
-        let first = k as usize * self.micro_batch;
-        (first..first + self.micro_batch).map(|p| self.epoch((p / n) as u64)[p % n]).collect()
-    }
-
-    fn epoch(&mut self, epoch: u64) -> &[usize] {
-        if let Some(i) = self.epochs.iter().position(|(e, _)| *e == epoch) {
-            return &self.epochs[i].1;
-        }
-        let order = grouped(self.examples, &shuffled(self.examples.len(), self.seed, epoch), self.micro_batch);
-        if self.epochs.len() == 2 {
-            self.epochs.remove(0);
-        }
-        self.epochs.push((epoch, order));
-        &self.epochs.last().expect("just pushed").1
-    }
-}
-
-/// The examples in file order regrouped into micro-batches of rows sharing their
-/// prompt, as [`BatchOrder`] does (for evaluation passes, where order is free).
-pub fn grouped_order(examples: &[Example], micro_batch: usize) -> Vec<usize> {
-    grouped(examples, &(0..examples.len()).collect::<Vec<_>>(), micro_batch.max(1))
-}
-
-/// `order` regrouped: each micro-batch is its first example not yet taken and the
-/// partners sharing the longest prefix with it within the lookahead.
-fn grouped(examples: &[Example], order: &[usize], micro_batch: usize) -> Vec<usize> {
-    let lookahead = LOOKAHEAD_BATCHES * micro_batch;
-    let mut taken = vec![false; order.len()];
-    let mut out = Vec::with_capacity(order.len());
-    let mut next = 0;
-    while out.len() < order.len() {
-        while taken[next] {
-            next += 1;
-        }
-        taken[next] = true;
-        let lead = &examples[order[next]].input_ids;
-        out.push(order[next]);
-        let mut candidates: Vec<(usize, usize)> = (next + 1..order.len())
-            .filter(|&p| !taken[p])
-            .take(lookahead)
-            .map(|p| (common_prefix(lead, &examples[order[p]].input_ids), p))
-            .collect();
-        // Longest shared prefix first; equal ones in permutation order.
-        candidates.sort_by_key(|&(shared, p)| (std::cmp::Reverse(shared), p));
-        for &(_, p) in candidates.iter().take(micro_batch - 1) {
-            taken[p] = true;
-            out.push(order[p]);
-        }
-    }
-    out
-}
-
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-/// A seeded permutation of `0..n`, one per `epoch`.
-pub fn shuffled(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     order.shuffle(&mut rng);
@@ -177,44 +102,15 @@ pub fn shuffled(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
 mod tests {
     use super::*;
 
-    fn example(ids: &[u32]) -> Example {
-        Example { input_ids: ids.to_vec(), label_mask: vec![true; ids.len()], source: String::new() }
-    }
-
     #[test]
     fn each_epoch_visits_every_example_once_in_a_seeded_order() {
-        let examples: Vec<Example> = (0..10).map(|i| example(&[1, 2, i])).collect();
-        let seen: Vec<usize> = (0..5).flat_map(|k| BatchOrder::new(&examples, 2, 7).micro_batch(k)).collect();
+        let seen: Vec<usize> = (0..5).flat_map(|k| micro_batch(10, 2, 7, k)).collect();
         let mut sorted = seen.clone();
         sorted.sort();
         assert_eq!(sorted, (0..10).collect::<Vec<_>>());
-        let mut order = BatchOrder::new(&examples, 2, 7);
-        assert_eq!(order.micro_batch(3), BatchOrder::new(&examples, 2, 7).micro_batch(3));
-        assert_ne!((0..5).flat_map(|k| BatchOrder::new(&examples, 2, 8).micro_batch(k)).collect::<Vec<_>>(), seen);
-        let second: Vec<usize> = (5..10).flat_map(|k| order.micro_batch(k)).collect();
+        assert_eq!(micro_batch(10, 2, 7, 3), micro_batch(10, 2, 7, 3));
+        assert_ne!((0..5).flat_map(|k| micro_batch(10, 2, 8, k)).collect::<Vec<_>>(), seen);
+        let second: Vec<usize> = (5..10).flat_map(|k| micro_batch(10, 2, 7, k)).collect();
         assert_ne!(second, seen, "epochs are reshuffled");
-        // Equal prefixes everywhere: the permutation itself, in order.
-        assert_eq!(seen, shuffled(10, 7, 0));
-    }
-
-    /// Rows of two prompts, mixed by the shuffle, come out in micro-batches of one
-    /// prompt each; every row still once per epoch, and a second epoch too.
-    #[test]
-    fn micro_batches_gather_rows_sharing_a_prompt() {
-        let examples: Vec<Example> =
-            (0..24u32).map(|i| if i % 4 == 0 { example(&[1, 9, 9, i]) } else { example(&[1, 2, 3, i]) }).collect();
-        let mut order = BatchOrder::new(&examples, 3, 5);
-        for epoch in 0..2u64 {
-            let batches: Vec<Vec<usize>> = (0..8).map(|k| order.micro_batch(epoch * 8 + k)).collect();
-            for b in &batches {
-                let prompts: std::collections::HashSet<u32> = b.iter().map(|&i| examples[i].input_ids[1]).collect();
-                assert_eq!(prompts.len(), 1, "mixed micro-batch {b:?}");
-            }
-            let mut all: Vec<usize> = batches.concat();
-            all.sort();
-            assert_eq!(all, (0..24).collect::<Vec<_>>());
-        }
-        // The first micro-batch starts with the permutation's first row.
-        assert_eq!(order.micro_batch(0)[0], shuffled(24, 5, 0)[0]);
     }
 }

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::checkpoint::{self, Checkpoint, TrainerState};
 use super::config::TrainConfig;
-use super::examples::{grouped_order, load_examples, shuffled, BatchOrder, Example};
+use super::examples::{load_examples, micro_batch, Example};
 use super::optimizer::{AdamW, AdamWParams};
 use super::schedule::learning_rate;
 use crate::atomic::write_atomic;
@@ -195,7 +195,6 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
         checkpoint::save(&ck_root, &ck)
     };
     let (mut last_loss, mut stopped_early, mut interrupted) = (None, false, false);
-    let mut order = BatchOrder::new(&train_set, cfg.micro_batch, cfg.seed);
     while state.step < total_steps {
         if observer.should_stop() {
             save(&state, &opt)?;
@@ -203,8 +202,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
             break;
         }
         let started = Instant::now();
-        let batches: Vec<Vec<usize>> =
-            (0..cfg.grad_accum as u64).map(|a| order.micro_batch(state.step * cfg.grad_accum as u64 + a)).collect();
+        let batches: Vec<Vec<usize>> = (0..cfg.grad_accum as u64)
+            .map(|a| micro_batch(train_set.len(), cfg.micro_batch, cfg.seed, state.step * cfg.grad_accum as u64 + a))
+            .collect();
         let targets: usize = batches.iter().flatten().map(|&i| count_targets(&train_set[i])).sum();
         adapter.dropout.set_training(true);
         let mut step_grads = ParamGrads::default();
@@ -290,7 +290,7 @@ fn split(examples: Vec<Example>, frac: f64, seed: u64) -> (Vec<Example>, Vec<Exa
     let n_val =
         if examples.len() < 2 { 0 } else { ((examples.len() as f64 * frac).round() as usize).min(examples.len() - 1) };
     let val_idx: std::collections::HashSet<usize> =
-        shuffled(examples.len(), seed ^ 0x5eed, 0).into_iter().take(n_val).collect();
+        micro_batch(examples.len(), n_val.max(1), seed ^ 0x5eed, 0).into_iter().take(n_val).collect();
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for (i, e) in examples.into_iter().enumerate() {
         if val_idx.contains(&i) {
@@ -412,9 +412,8 @@ fn backward_pass(
 pub fn eval_loss(model: &Transformer, adapter: &LoraAdapter, set: &[Example], micro: usize) -> Result<f64> {
     adapter.dropout.set_training(false);
     let (mut sum, mut n) = (0f64, 0usize);
-    let order = grouped_order(set, micro);
-    for chunk in order.chunks(micro.max(1)) {
-        let refs: Vec<&Example> = chunk.iter().map(|&i| &set[i]).collect();
+    for chunk in set.chunks(micro.max(1)) {
+        let refs: Vec<&Example> = chunk.iter().collect();
         let l = layout(&refs);
         let packing = l.packing(model)?;
         let mut x = model.embed(&l.tokens)?;
