@@ -1,6 +1,6 @@
 //! Retrieved passages in the system prompt: the one layout `serve` uses for what its
-//! retrieval finds, `synth` trains on and `eval` sends with a golden case's contexts,
-//! so the model sees the same prompt in training, evaluation and production.
+//! retrieval finds and `eval` sends with a golden case's contexts, so a bare model is
+//! evaluated on the prompt it gets in production; the grounding check reads it back.
 
 /// The heading the passages follow (`configs/assistant.toml` `context_heading` is the
 /// same text).

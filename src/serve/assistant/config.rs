@@ -133,7 +133,8 @@ impl AssistantConfig {
 mod tests {
     use super::*;
 
-    /// The shipped prompt and context heading are the texts the model is fine-tuned with.
+    /// The shipped prompt is the one the model is fine-tuned with, and the heading the
+    /// one the pipeline's evaluations put contexts under.
     #[test]
     fn shipped_prompt_is_the_training_prompt() {
         let c = AssistantConfig::default();
