@@ -104,7 +104,7 @@ struct RunArgs {
     /// JSON file with the OpenAI `tools` array offered on every request ("" = none). [config: tools]
     #[arg(long)]
     tools: Option<String>,
-    /// Send each case's contexts in its system prompt under this heading, as `stylevn serve`
+    /// Send each case's contexts before its last question under this heading, as `stylevn serve`
     /// adds what its retrieval finds: for a model served without retrieval ("" = contexts not
     /// sent). [config: context_heading]
     #[arg(long, value_name = "TEXT")]

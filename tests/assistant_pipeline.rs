@@ -429,10 +429,13 @@ fn build_fixture_index(index: &Path, policies: &Path) {
     stylevn::rag::build_index(index, &lock, model.to_str().unwrap(), docs, &Default::default(), &|_| ()).unwrap();
 }
 
-/// A model that quotes the retrieved context line about returns.
+/// A model that quotes the retrieved context line about returns, which retrieval put
+/// before the question; the system prompt is the configured one whatever was retrieved
+/// (so a prefix cache keeps it).
 fn quotes_context(req: &ChatRequest) -> AssistantMessage {
-    let system = req.messages[0]["content"].as_str().unwrap();
-    let line = system.lines().find(|l| l.starts_with("- ") && l.contains("ngày")).unwrap_or("- không rõ");
+    assert_eq!(req.messages[0]["content"], AssistantConfig::default().system_prompt.as_str());
+    let question = req.messages.iter().rev().find(|m| m["role"] == "user").unwrap()["content"].as_str().unwrap();
+    let line = question.lines().find(|l| l.starts_with("- ") && l.contains("ngày")).unwrap_or("- không rõ");
     let sentence = line[2..].split(". ").find(|s| s.contains("ngày")).unwrap_or(&line[2..]);
     AssistantMessage::text(format!("Dạ, {} ạ.", sentence.trim_end_matches('.')))
 }

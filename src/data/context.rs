@@ -1,32 +1,43 @@
-//! Retrieved passages in the system prompt: the one layout `serve` uses for what its
-//! retrieval finds and `eval` sends with a golden case's contexts, so a bare model is
-//! evaluated on the prompt it gets in production; the grounding check reads it back.
+//! Retrieved passages in the customer's latest turn: the one layout `serve` uses for
+//! what its retrieval finds, `eval` sends with a golden case's contexts (so a bare
+//! model is evaluated on the prompt it gets in production) and `synth` trains on.
+//!
+//! The passages go into the user turn they were retrieved for, not the system prompt:
+//! the system turn (with the tool block a template appends to it) then stays the same
+//! for every request, so a prefix cache (`serve`'s own, vLLM's) and the trainer's
+//! shared-prompt batches reuse it, and templates that accept only one leading system
+//! turn (Mistral's) render it unchanged. The grounding check counts user turns as
+//! evidence, so an answer taken from a passage is grounded.
+
+use serde_json::{json, Value};
 
 /// The heading the passages follow (`configs/assistant.toml` `context_heading` is the
 /// same text).
 pub const CONTEXT_HEADING: &str = "Thông tin tham khảo của cửa hàng (chỉ dùng khi liên quan):";
 
-/// `system`, then (when there are any passages) a blank line, `heading` and one
-/// `- passage` line per passage.
-pub fn with_context<S: AsRef<str>>(system: &str, heading: &str, passages: &[S]) -> String {
-    let mut out = system.to_string();
-    for (i, passage) in passages.iter().enumerate() {
-        if i == 0 {
-            if !out.is_empty() {
-                out.push_str("\n\n");
-            }
-            out.push_str(heading);
-        }
+/// The customer's `question` after `heading` and one `- passage` line per passage and a
+/// blank line; the question alone when there are no passages.
+pub fn with_context<S: AsRef<str>>(question: &str, heading: &str, passages: &[S]) -> String {
+    if passages.is_empty() {
+        return question.to_string();
+    }
+    let mut out = heading.to_string();
+    for passage in passages {
         out.push_str("\n- ");
         out.push_str(passage.as_ref());
     }
+    out.push_str("\n\n");
+    out.push_str(question);
     out
 }
 
-/// The passages part of a system prompt written by [`with_context`] with
-/// [`CONTEXT_HEADING`] (what follows the heading), if it has one.
-pub fn retrieved_part(system: &str) -> Option<&str> {
-    system.find(CONTEXT_HEADING).map(|at| &system[at + CONTEXT_HEADING.len()..])
+/// Writes `passages` into the last user message of `messages` ([`with_context`]);
+/// returns whether there was a user message with text to write them into.
+pub fn add_to_last_question<S: AsRef<str>>(messages: &mut [Value], heading: &str, passages: &[S]) -> bool {
+    let Some(last) = messages.iter_mut().rev().find(|m| m["role"] == "user") else { return false };
+    let Some(question) = last["content"].as_str() else { return false };
+    last["content"] = json!(with_context(question, heading, passages));
+    true
 }
 
 #[cfg(test)]
@@ -34,16 +45,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passages_follow_the_heading_one_per_line() {
-        let s = with_context("Bạn là trợ lý.", CONTEXT_HEADING, &["A: 100.000đ", "B: 14 ngày"]);
-        assert_eq!(s, format!("Bạn là trợ lý.\n\n{CONTEXT_HEADING}\n- A: 100.000đ\n- B: 14 ngày"));
-        assert_eq!(retrieved_part(&s), Some("\n- A: 100.000đ\n- B: 14 ngày"));
+    fn passages_follow_the_heading_one_per_line_before_the_question() {
+        let s = with_context("váy caro giá sao", CONTEXT_HEADING, &["A: 100.000đ", "B: 14 ngày"]);
+        assert_eq!(s, format!("{CONTEXT_HEADING}\n- A: 100.000đ\n- B: 14 ngày\n\nváy caro giá sao"));
     }
 
     #[test]
-    fn no_passages_leave_the_prompt_as_it_was() {
-        assert_eq!(with_context("Bạn là trợ lý.", CONTEXT_HEADING, &[] as &[&str]), "Bạn là trợ lý.");
-        assert_eq!(retrieved_part("Bạn là trợ lý."), None);
-        assert_eq!(with_context("", "H:", &["x"]), "H:\n- x");
+    fn no_passages_leave_the_question_as_it_was() {
+        assert_eq!(with_context("váy caro giá sao", CONTEXT_HEADING, &[] as &[&str]), "váy caro giá sao");
+    }
+
+    #[test]
+    fn only_the_last_user_turn_gets_them() {
+        let mut messages = vec![
+            json!({"role": "system", "content": "S"}),
+            json!({"role": "user", "content": "chào shop"}),
+            json!({"role": "assistant", "content": "Dạ em chào ạ"}),
+            json!({"role": "user", "content": "đổi trả mấy ngày"}),
+            json!({"role": "assistant", "content": null, "tool_calls": []}),
+        ];
+        assert!(add_to_last_question(&mut messages, "H:", &["14 ngày"]));
+        assert_eq!(messages[3]["content"], "H:\n- 14 ngày\n\nđổi trả mấy ngày");
+        assert_eq!(messages[1]["content"], "chào shop");
+        assert_eq!(messages[0]["content"], "S");
+        let mut system_only = vec![json!({"role": "system", "content": "S"})];
+        assert!(!add_to_last_question(&mut system_only, "H:", &["x"]));
     }
 }

@@ -20,8 +20,6 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
-use super::context::retrieved_part;
-
 /// One fact stated in a text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Fact {
@@ -164,19 +162,14 @@ impl Evidence {
 }
 
 /// The facts of each assistant turn that nothing before it supports, as
-/// `(message index, fact)`. Evidence: user messages, tool results and the passages
-/// retrieved into the system prompt ([`crate::data::context`]).
+/// `(message index, fact)`. Evidence: user messages (with the passages retrieval puts
+/// into them, [`crate::data::context`]) and tool results; not the system prompt.
 pub fn ungrounded(messages: &[Value]) -> Vec<(usize, Fact)> {
     let mut evidence = Evidence::default();
     let mut bad = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let content = m.get("content").and_then(Value::as_str).unwrap_or("");
         match m.get("role").and_then(Value::as_str) {
-            Some("system") => {
-                if let Some(passages) = retrieved_part(content) {
-                    evidence.add_text(passages);
-                }
-            }
             Some("user") => evidence.add_text(content),
             Some("tool") => match serde_json::from_str::<Value>(content) {
                 Ok(v) => evidence.add_json(&v),
@@ -228,15 +221,15 @@ mod tests {
         assert_eq!(bad, vec![(2, Fact::Date("2025-06-24".into())), (2, Fact::Money(259000))]);
     }
 
-    /// Passages retrieved into the system prompt support an answer; the prompt's own
+    /// Passages retrieved into the question support an answer; the system prompt's own
     /// words ("4 số cuối") do not.
     #[test]
     fn retrieved_passages_are_evidence() {
         use crate::data::context::{with_context, CONTEXT_HEADING};
         let conv = |passages: &[&str], answer: &str| {
             vec![
-                json!({"role": "system", "content": with_context(crate::data::SYSTEM_PROMPT, CONTEXT_HEADING, passages)}),
-                json!({"role": "user", "content": "váy caro giá sao"}),
+                json!({"role": "system", "content": crate::data::SYSTEM_PROMPT}),
+                json!({"role": "user", "content": with_context("váy caro giá sao", CONTEXT_HEADING, passages)}),
                 json!({"role": "assistant", "content": answer}),
             ]
         };

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use crate::data::context::with_context;
+use crate::data::context::add_to_last_question;
 
 use super::checks::{is_refusal, tool_call_matches, ToolCall};
 use super::chrf::chrf;
@@ -35,7 +35,7 @@ pub struct RunOptions {
     pub system_prompt: Option<String>,
     /// OpenAI `tools` offered on every request.
     pub tools: Option<Value>,
-    /// When set, a case's contexts go into its system prompt under this heading, as
+    /// When set, a case's contexts go into its last user turn under this heading, as
     /// `serve` adds what its retrieval finds ([`crate::data::context`]); for models
     /// served without retrieval.
     pub context_heading: Option<String>,
@@ -174,12 +174,8 @@ pub fn request_body(case: &GoldenCase, options: &RunOptions) -> Value {
             messages.insert(0, json!({"role": "system", "content": system}));
         }
     }
-    if let Some(heading) = options.context_heading.as_deref().filter(|_| !case.contexts.is_empty()) {
-        if messages.first().is_none_or(|m| m["role"] != "system") {
-            messages.insert(0, json!({"role": "system", "content": ""}));
-        }
-        let system = messages[0]["content"].as_str().unwrap_or_default().to_string();
-        messages[0]["content"] = json!(with_context(&system, heading, &case.contexts));
+    if let Some(heading) = options.context_heading.as_deref() {
+        add_to_last_question(&mut messages, heading, &case.contexts);
     }
     let mut body = json!({
         "messages": messages,
@@ -276,36 +272,35 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    /// With a heading, the contexts follow the system prompt (the given one or the
-    /// case's own) as `serve`'s retrieval puts them; without one they are not sent.
+    /// With a heading, the contexts precede the question in the last user turn, as
+    /// `serve`'s retrieval puts them; without one they are not sent; the system prompt
+    /// is left as it was.
     #[test]
-    fn contexts_go_into_the_system_prompt_under_the_heading() {
+    fn contexts_go_into_the_last_question_under_the_heading() {
         let ctx = case(json!({"id": "p1", "intent": "policy", "contexts": ["Đổi trả trong 14 ngày.", "Phí 30.000đ."],
             "messages": [{"role": "user", "content": "Đổi trả mấy ngày?"}]}));
         let body = request_body(&ctx, &options(Some("Bạn là trợ lý."), Some("Tham khảo:")));
+        assert_eq!(body["messages"][0], json!({"role": "system", "content": "Bạn là trợ lý."}));
         assert_eq!(
-            body["messages"][0]["content"],
-            "Bạn là trợ lý.\n\nTham khảo:\n- Đổi trả trong 14 ngày.\n- Phí 30.000đ."
+            body["messages"][1],
+            json!({"role": "user", "content": "Tham khảo:\n- Đổi trả trong 14 ngày.\n- Phí 30.000đ.\n\nĐổi trả mấy ngày?"})
         );
-        assert_eq!(body["messages"][1]["role"], "user");
         let body = request_body(&ctx, &options(None, Some("Tham khảo:")));
-        assert_eq!(
-            body["messages"][0],
-            json!({"role": "system", "content": "Tham khảo:\n- Đổi trả trong 14 ngày.\n- Phí 30.000đ."})
-        );
+        assert_eq!(body["messages"].as_array().unwrap().len(), 1, "no system turn added");
         let body = request_body(&ctx, &options(Some("Bạn là trợ lý."), None));
-        assert_eq!(body["messages"][0]["content"], "Bạn là trợ lý.");
+        assert_eq!(body["messages"][1]["content"], "Đổi trả mấy ngày?");
 
-        let own = case(json!({"id": "p2", "intent": "policy", "contexts": ["Hotline 1900 0000."],
-            "messages": [{"role": "system", "content": "Riêng."}, {"role": "user", "content": "Hotline?"}]}));
-        let body = request_body(&own, &options(Some("Bạn là trợ lý."), Some("Tham khảo:")));
-        assert_eq!(body["messages"][0]["content"], "Riêng.\n\nTham khảo:\n- Hotline 1900 0000.");
-        assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+        let multi = case(json!({"id": "p2", "intent": "policy", "contexts": ["Hotline 1900 0000."],
+            "messages": [{"role": "user", "content": "chào shop"}, {"role": "assistant", "content": "Dạ em chào ạ"},
+                         {"role": "user", "content": "Hotline?"}]}));
+        let body = request_body(&multi, &options(None, Some("Tham khảo:")));
+        assert_eq!(body["messages"][0]["content"], "chào shop");
+        assert_eq!(body["messages"][2]["content"], "Tham khảo:\n- Hotline 1900 0000.\n\nHotline?");
 
         let none = case(
             json!({"id": "o1", "intent": "order_status", "messages": [{"role": "user", "content": "Đơn DH250001?"}]}),
         );
         let body = request_body(&none, &options(None, Some("Tham khảo:")));
-        assert_eq!(body["messages"].as_array().unwrap().len(), 1, "no contexts, no system turn added");
+        assert_eq!(body["messages"][0]["content"], "Đơn DH250001?", "no contexts, no heading");
     }
 }

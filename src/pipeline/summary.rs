@@ -108,7 +108,7 @@ pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Stri
         let _ = writeln!(
             md,
             "{n} golden cases, greedy, through `stylevn serve` and `stylevn eval`; the store's tools offered, \
-             each case's contexts in the system prompt as retrieval would put them.\n"
+             each case's contexts before its question as retrieval would put them.\n"
         );
     }
     let _ = writeln!(md, "| metric | base | fine-tuned | {} |\n|---|---:|---:|---:|", cfg.quant_method.to_uppercase());

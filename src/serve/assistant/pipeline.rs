@@ -3,7 +3,7 @@
 //! 1. input checks ([`check_input`]) answer refusals without the model;
 //! 2. a cacheable turn (first question, no order id or phone) is looked up in the
 //!    answer cache;
-//! 3. retrieval adds catalog and policy chunks to the system prompt;
+//! 3. retrieval adds catalog and policy chunks before the customer's question ([`crate::data::context`]);
 //! 4. deterministic routing ([`routing::route`]) runs the tools an unambiguous turn
 //!    needs (an order id, a SKU, a size question with measurements, promotions, a
 //!    policy) before the model sees it;
@@ -35,7 +35,7 @@ use super::facts::{facts, Facts};
 use super::metrics::{inc, Metrics};
 use super::retrieval::Retriever;
 use super::routing;
-use crate::data::context::with_context;
+use crate::data::context::add_to_last_question;
 use crate::serve::cache::{scope, AnswerCache, CacheHit};
 use crate::serve::guardrails::{check_input, verify, InputLimits, Rejection, Verdict};
 use crate::serve::log::{Exchange, ExchangeLog};
@@ -320,10 +320,11 @@ impl Assistant {
         }
 
         let passages = self.retrieve(&question).await?;
-        let system = with_context(&self.config.system_prompt, &self.config.context_heading, &passages);
-        let mut evidence = vec![system.clone(), format!("Hotline: {}", self.config.hotline)];
-        let mut messages = vec![json!({"role": "system", "content": system})];
+        let mut evidence = vec![self.config.system_prompt.clone(), format!("Hotline: {}", self.config.hotline)];
+        evidence.extend(passages.iter().cloned());
+        let mut messages = vec![json!({"role": "system", "content": self.config.system_prompt})];
         messages.extend(history.iter().cloned());
+        add_to_last_question(&mut messages, &self.config.context_heading, &passages);
 
         let mut routed = Vec::new();
         for call in routing::route(&question) {
