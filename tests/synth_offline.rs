@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
+use stylevn::data::context::split_context;
 use stylevn::data::db::{init_db, load_store};
 use stylevn::data::grounding::{facts, ungrounded, Fact};
 use stylevn::data::synth::{generate_offline, OfflineOptions, INTENT_WEIGHTS};
@@ -249,6 +250,31 @@ fn check_against_db(db: &Connection, rows: &[Value]) -> BTreeMap<&'static str, u
                 assert!(!content(m).chars().any(|c| c.is_ascii_digit()), "a refusal states no figure: {row}");
             }
         }
+        if let Some(kind) = ["product_context", "policy_context"].into_iter().find(|k| *k == intent) {
+            // Answered from the passages retrieval put before one question: no tool, the
+            // system prompt as always, and the answer's figures among the passages
+            // (`ungrounded` above reads them there).
+            assert!(messages.iter().all(|m| m.get("tool_calls").is_none()), "{row}");
+            assert_eq!(content(&messages[0]), stylevn::data::SYSTEM_PROMPT, "{row}");
+            let asked: Vec<Vec<&str>> = messages
+                .iter()
+                .filter(|m| m["role"] == "user")
+                .map(|m| split_context(content(m)).0)
+                .filter(|p| !p.is_empty())
+                .collect();
+            assert_eq!(asked.len(), 1, "passages before exactly one question: {row}");
+            let passages = &asked[0];
+            let answers: Vec<&str> = messages.iter().filter(|m| m["role"] == "assistant").map(content).collect();
+            let answer = answers.join("\n");
+            if kind == "product_context" {
+                assert!((2..=3).contains(&passages.len()), "the product among one or two others: {row}");
+                let named = passages.iter().filter(|p| answer.contains(p.split(". ").next().unwrap())).count();
+                assert!(named >= 1, "the answer names a product of the passages: {row}");
+            } else {
+                assert!(!passages.is_empty(), "{row}");
+            }
+            *checked.entry(kind).or_insert(0) += 1;
+        }
         if intent == "no_info" {
             assert!(content(messages.last().unwrap()).contains("em chưa có thông tin"), "{row}");
         }
@@ -313,7 +339,8 @@ fn offline_synth_writes_2000_grounded_conversations_in_under_a_minute() {
 
     let conn = Connection::open(&db).unwrap();
     let checked = check_against_db(&conn, &rows);
-    for kind in ["order", "order_not_found", "stock", "price", "search", "promotions", "size", "policy"] {
+    let kinds = ["order", "order_not_found", "stock", "price", "search", "promotions", "size", "policy"];
+    for kind in kinds.into_iter().chain(["product_context", "policy_context"]) {
         assert!(checked.get(kind).copied().unwrap_or(0) >= 20, "only {checked:?} answers checked");
     }
 }

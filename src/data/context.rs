@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 /// same text).
 pub const CONTEXT_HEADING: &str = "Thông tin tham khảo của cửa hàng (chỉ dùng khi liên quan):";
 
-/// The customer's `question` after `heading` and one `- passage` line per passage and a
-/// blank line; the question alone when there are no passages.
+/// The customer's `question` after `heading` and one `- passage` line per passage (its
+/// line breaks become spaces) and a blank line; the question alone when there are no
+/// passages.
 pub fn with_context<S: AsRef<str>>(question: &str, heading: &str, passages: &[S]) -> String {
     if passages.is_empty() {
         return question.to_string();
@@ -24,11 +25,23 @@ pub fn with_context<S: AsRef<str>>(question: &str, heading: &str, passages: &[S]
     let mut out = heading.to_string();
     for passage in passages {
         out.push_str("\n- ");
-        out.push_str(passage.as_ref());
+        out.push_str(&passage.as_ref().split_whitespace().collect::<Vec<_>>().join(" "));
     }
     out.push_str("\n\n");
     out.push_str(question);
     out
+}
+
+/// The passages and the question of a user turn written by [`with_context`] with
+/// [`CONTEXT_HEADING`]; no passages and the whole text for any other turn.
+pub fn split_context(content: &str) -> (Vec<&str>, &str) {
+    let Some(rest) = content.strip_prefix(CONTEXT_HEADING) else { return (Vec::new(), content) };
+    let Some((list, question)) = rest.split_once("\n\n") else { return (Vec::new(), content) };
+    let passages: Vec<&str> = list.split("\n- ").skip(1).collect();
+    if passages.is_empty() || !list.starts_with("\n- ") {
+        return (Vec::new(), content);
+    }
+    (passages, question)
 }
 
 /// Writes `passages` into the last user message of `messages` ([`with_context`]);
@@ -48,6 +61,15 @@ mod tests {
     fn passages_follow_the_heading_one_per_line_before_the_question() {
         let s = with_context("váy caro giá sao", CONTEXT_HEADING, &["A: 100.000đ", "B: 14 ngày"]);
         assert_eq!(s, format!("{CONTEXT_HEADING}\n- A: 100.000đ\n- B: 14 ngày\n\nváy caro giá sao"));
+    }
+
+    #[test]
+    fn split_reads_back_what_was_written() {
+        let s = with_context("váy caro\n\ngiá sao", CONTEXT_HEADING, &["A:\n100.000đ", "B: 14 ngày"]);
+        assert_eq!(split_context(&s), (vec!["A: 100.000đ", "B: 14 ngày"], "váy caro\n\ngiá sao"));
+        assert_eq!(split_context("giá sao"), (Vec::new(), "giá sao"));
+        let heading_only = format!("{CONTEXT_HEADING} là gì");
+        assert_eq!(split_context(&heading_only), (Vec::new(), heading_only.as_str()));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! file. Exact and near duplicates (MinHash, [`crate::data::dedup`]) are dropped.
 
 mod catalog;
+mod context;
 pub mod convo;
 pub mod holdout;
 pub mod import;
@@ -58,6 +59,10 @@ pub enum Intent {
     SizeAdvice,
     /// A policy question (`get_policy`).
     Policy,
+    /// A product question answered from the catalog passages retrieved before it (no tool).
+    ProductFromContext,
+    /// A policy question answered from the policy passages retrieved before it (no tool).
+    PolicyFromContext,
     /// Two requests in one conversation.
     MultiTurn,
     /// Refusal: politics, medicine, other shops, anything outside the store.
@@ -70,8 +75,8 @@ pub enum Intent {
     NoInfo,
 }
 
-/// Every intent with its share of the offline mix (percent).
-pub const INTENT_WEIGHTS: [(Intent, u32); 14] = [
+/// Every intent with its weight in the offline mix (its share is weight / sum of weights).
+pub const INTENT_WEIGHTS: [(Intent, u32); 16] = [
     (Intent::OrderStatus, 9),
     (Intent::OrderIdOnly, 12),
     (Intent::OrderNotFound, 4),
@@ -81,6 +86,8 @@ pub const INTENT_WEIGHTS: [(Intent, u32); 14] = [
     (Intent::Promotions, 8),
     (Intent::SizeAdvice, 9),
     (Intent::Policy, 11),
+    (Intent::ProductFromContext, 10),
+    (Intent::PolicyFromContext, 8),
     (Intent::MultiTurn, 7),
     (Intent::RefuseOutOfScope, 5),
     (Intent::RefusePrivacy, 3),
@@ -101,6 +108,8 @@ impl Intent {
             Intent::Promotions => "promotions",
             Intent::SizeAdvice => "size_advice",
             Intent::Policy => "policy",
+            Intent::ProductFromContext => "product_context",
+            Intent::PolicyFromContext => "policy_context",
             Intent::MultiTurn => "multi_turn",
             Intent::RefuseOutOfScope => "refuse_out_of_scope",
             Intent::RefusePrivacy => "refuse_privacy",
@@ -133,6 +142,8 @@ fn builder(intent: Intent) -> Builder {
         Intent::Promotions => policy::promotions,
         Intent::SizeAdvice => catalog::size_advice,
         Intent::Policy => policy::policy,
+        Intent::ProductFromContext => context::product,
+        Intent::PolicyFromContext => context::policy,
         Intent::RefuseOutOfScope => refusals::out_of_scope,
         Intent::RefusePrivacy => refusals::privacy,
         Intent::RefuseInjection => refusals::injection,
@@ -192,6 +203,7 @@ pub fn dialogue_text(messages: &[Value]) -> String {
         .iter()
         .filter(|m| matches!(m["role"].as_str(), Some("user" | "assistant")))
         .filter_map(|m| m["content"].as_str())
+        .map(|t| crate::data::context::split_context(t).1)
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
         .join("\n")

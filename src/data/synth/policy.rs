@@ -12,7 +12,7 @@ use crate::data::text::{date_vn, vnd};
 use crate::Result;
 
 /// (topic, customer questions, assistant answers) grounded in that policy.
-const POLICY_QA: &[(&str, &[&str], &[&str])] = &[
+pub(super) const POLICY_QA: &[(&str, &[&str], &[&str])] = &[
     ("doi-tra", &["Shop cho đổi trả trong bao lâu vậy?", "Mua về không vừa thì đổi được không ạ?", "chính sách đổi trả của shop thế nào", "Nhận hàng rồi bao nhiêu ngày thì còn đổi được?"],
      &["Dạ StyleVN hỗ trợ đổi hoặc trả hàng trong vòng 14 ngày kể từ ngày {kh} nhận hàng ạ. Sản phẩm cần còn nguyên tem, nhãn mác, chưa qua sử dụng, chưa giặt và {kh} giữ lại mã đơn hàng giúp em nhé.",
        "Dạ được ạ! {Kh} có 14 ngày kể từ ngày nhận hàng để đổi hoặc trả, với điều kiện sản phẩm còn nguyên tem mác, chưa sử dụng, chưa giặt ạ. {Kh} liên hệ hotline hoặc fanpage, gửi mã đơn và lý do đổi trả là được ạ."]),

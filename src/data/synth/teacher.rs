@@ -31,6 +31,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use super::{dialogue_text, generate_offline, write_jsonl, Example, OfflineOptions, SynthSummary};
+use crate::data::context::{split_context, with_context, CONTEXT_HEADING};
 use crate::data::dedup::{Deduper, Verdict};
 use crate::data::grounding::ungrounded;
 use crate::data::store::{Store, ORDER_STATUSES};
@@ -96,11 +97,16 @@ fn rewritable(messages: &[Value]) -> Vec<usize> {
 }
 
 fn request_body(example: &Example, opts: &TeacherOptions) -> Value {
-    let facts: Vec<&Value> = example.messages.iter().filter(|m| m["role"] == "tool").map(|m| &m["content"]).collect();
-    let turns: Vec<Value> = rewritable(&example.messages)
-        .into_iter()
-        .map(|i| json!({"role": example.messages[i]["role"], "content": example.messages[i]["content"]}))
-        .collect();
+    // The facts the answers may use: passages retrieved before a question, tool results.
+    // The teacher rewrites the questions without their passages; they are put back.
+    let mut facts: Vec<Value> = Vec::new();
+    let mut turns: Vec<Value> = Vec::new();
+    for i in rewritable(&example.messages) {
+        let (passages, text) = split_context(example.messages[i]["content"].as_str().unwrap_or_default());
+        facts.extend(passages.into_iter().map(|p| json!(p)));
+        turns.push(json!({"role": example.messages[i]["role"], "content": text}));
+    }
+    facts.extend(example.messages.iter().filter(|m| m["role"] == "tool").map(|m| m["content"].clone()));
     json!({
         "model": opts.model,
         "temperature": opts.temperature,
@@ -178,11 +184,12 @@ pub fn accept_rewrite(example: &Example, reply: &str) -> std::result::Result<Vec
         if turn["role"] != messages[*slot]["role"] {
             return Err("wrong_turns");
         }
-        messages[*slot]["content"] = json!(content);
+        let (passages, _) = split_context(messages[*slot]["content"].as_str().unwrap_or_default());
+        messages[*slot]["content"] = json!(with_context(content, CONTEXT_HEADING, &passages));
     }
     check_messages(&messages).map_err(|_| "schema")?;
     for slot in &slots {
-        if !looks_vietnamese(messages[*slot]["content"].as_str().unwrap_or("")) {
+        if !looks_vietnamese(split_context(messages[*slot]["content"].as_str().unwrap_or("")).1) {
             return Err("not_vietnamese");
         }
     }
@@ -342,4 +349,53 @@ pub fn run_teacher(
     drop(journal_file);
     std::fs::remove_file(&journal).map_err(|e| Error::io(&journal, e))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synth::Intent;
+
+    /// Passages retrieved before a question reach the teacher as facts, not as part of
+    /// the customer's words, and are put back before the rewritten question.
+    #[test]
+    fn passages_are_facts_and_survive_the_rewrite() {
+        let passages = ["Chân váy caro. Giá: 489.000đ"];
+        let example = Example {
+            intent: Intent::ProductFromContext,
+            messages: vec![
+                json!({"role": "system", "content": crate::data::SYSTEM_PROMPT}),
+                json!({"role": "user", "content": with_context("váy caro giá sao shop", CONTEXT_HEADING, &passages)}),
+                json!({"role": "assistant", "content": "Dạ chân váy caro giá 489.000đ ạ."}),
+            ],
+        };
+        let opts = TeacherOptions {
+            url: String::new(),
+            model: "t".into(),
+            api_key: None,
+            n: 1,
+            seed: 0,
+            concurrency: 1,
+            max_retries: 0,
+            backoff: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            temperature: 0.0,
+            near_dup_threshold: 0.85,
+        };
+        let body = request_body(&example, &opts);
+        let sent: Value = serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
+        assert_eq!(sent["facts"], json!(passages));
+        assert_eq!(sent["turns"][0], json!({"role": "user", "content": "váy caro giá sao shop"}));
+
+        let reply = json!({"turns": [
+            {"role": "user", "content": "shop ơi váy caro bao nhiêu tiền ạ"},
+            {"role": "assistant", "content": "Dạ mẫu chân váy caro bên em giá 489.000đ ạ."}]});
+        let rewritten = accept_rewrite(&example, &reply.to_string()).unwrap();
+        assert_eq!(
+            rewritten[1]["content"],
+            with_context("shop ơi váy caro bao nhiêu tiền ạ", CONTEXT_HEADING, &passages)
+        );
+        let wrong = reply.to_string().replace("489.000đ", "499.000đ");
+        assert_eq!(accept_rewrite(&example, &wrong), Err("ungrounded_fact"));
+    }
 }

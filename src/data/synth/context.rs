@@ -1,0 +1,141 @@
+//! Questions answered from passages that retrieval put before them, with no tool
+//! call: a product's price, material, sizes or colours from its catalog text,
+//! a policy from its sections. The passages are the documents `embed-catalog` indexes
+//! ([`crate::rag::chunk`]) under the heading `serve` writes them with
+//! ([`crate::data::context`]), the answer among one or two others, so the model learns
+//! to read the one that answers and leave the rest.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde_json::json;
+
+use super::convo::{fill, Convo};
+use super::policy::POLICY_QA;
+use crate::data::context::{with_context, CONTEXT_HEADING};
+use crate::data::grounding::ungrounded;
+use crate::data::store::{Product, Store};
+use crate::data::text::{capitalize, vnd};
+use crate::rag::chunk::{policy_documents, product_documents, ChunkOptions};
+use crate::rag::ingest::{split_markdown, Product as CatalogProduct};
+use crate::rag::text::folded_syllables;
+use crate::Result;
+
+/// (question, answer) templates by the product fact asked for.
+const ASK_PRODUCT: [(&str, &str); 8] = [
+    ("Cho em hỏi {name} bán giá nhiêu ạ?", "Dạ {name} có giá {price} ạ. {Kh} cần em tư vấn thêm size hay màu không ạ?"),
+    ("{name} hiện bao nhiêu tiền vậy ad?", "Dạ {name} hiện có giá {price} ạ."),
+    ("shop ơi {name} làm bằng chất liệu gì vậy", "Dạ {name} được làm từ chất liệu {material} ạ, giá {price} ạ."),
+    (
+        "{name} vải gì vậy shop, mặc có nóng không?",
+        "Dạ {name} là chất liệu {material} ạ. {Kh} cần em kiểm tra size nào không ạ?",
+    ),
+    ("{name} có những size nào ạ?", "Dạ {name} có các size {sizes} ạ, giá {price} ạ."),
+    ("Mẫu {name} có size nào vậy shop?", "Dạ mẫu {name} bên em có size {sizes} ạ."),
+    ("{name} có mấy màu vậy shop?", "Dạ {name} có các màu {colors} ạ. {Kh} thích màu nào để em kiểm tra giúp ạ?"),
+    ("Cho mình xem {name} có màu gì với giá bao nhiêu", "Dạ {name} có các màu {colors}, giá {price} ạ."),
+];
+
+/// The catalog row as `embed-catalog` reads it.
+fn as_catalog(p: &Product) -> CatalogProduct {
+    CatalogProduct {
+        source: String::new(),
+        sku: p.sku.clone(),
+        name: p.name.clone(),
+        category: p.category.clone(),
+        price_vnd: p.price_vnd.max(0) as u64,
+        sizes: p.sizes.clone(),
+        colors: p.colors.clone(),
+        stock: None,
+        description: p.description.clone(),
+        material: p.material.clone(),
+        url: p.url.clone(),
+    }
+}
+
+/// The index's text of a product (its first document).
+fn product_passage(p: &Product) -> String {
+    product_documents(&as_catalog(p), &ChunkOptions::default()).swap_remove(0).text
+}
+
+/// The index's documents of the policy on `topic`.
+fn policy_passages(store: &Store, topic: &str) -> Vec<String> {
+    let Some(policy) = store.policies.iter().find(|p| p.topic == topic) else { return Vec::new() };
+    split_markdown(Path::new(&format!("{topic}.md")), &policy.text)
+        .iter()
+        .flat_map(|s| policy_documents(s, &ChunkOptions::default()))
+        .map(|d| d.text)
+        .collect()
+}
+
+/// A question about one product, answered from its catalog text among another
+/// product or two.
+pub fn product(c: &mut Convo, store: &Store) -> Result<()> {
+    let i = c.rng.random_range(0..store.products.len());
+    let p = &store.products[i];
+    let mut chosen = vec![i];
+    let others = c.rng.random_range(1..=2).min(store.products.len() - 1);
+    while chosen.len() < 1 + others {
+        let other = c.rng.random_range(0..store.products.len());
+        if !chosen.contains(&other) {
+            chosen.push(other);
+        }
+    }
+    let mut passages: Vec<String> = chosen.iter().map(|&k| product_passage(&store.products[k])).collect();
+    passages.shuffle(c.rng);
+    c.maybe_greet();
+    let (ask, answer) = ASK_PRODUCT[c.rng.random_range(0..ASK_PRODUCT.len())];
+    let (price, sizes, colors) = (vnd(p.price_vnd), p.sizes.join(", "), p.colors.join(", "));
+    let vars = [
+        ("name", p.name.as_str()),
+        ("price", &price),
+        ("material", &p.material),
+        ("sizes", &sizes),
+        ("colors", &colors),
+    ];
+    c.user_with_passages(&fill(ask, &vars), &passages);
+    c.say(&fill(answer, &vars));
+    c.maybe_thank();
+    Ok(())
+}
+
+/// A policy question answered from the sections of that policy that share the most
+/// words with its answer: enough to support every figure in it, and then each that
+/// still adds three of its words, maybe beside a section of another policy.
+pub fn policy(c: &mut Convo, store: &Store) -> Result<()> {
+    let (topic, questions, answers) = POLICY_QA[c.rng.random_range(0..POLICY_QA.len())];
+    let question = c.pick(questions);
+    let answer = fill(c.pick(answers), &[("kh", c.kh()), ("Kh", &capitalize(c.kh()))]);
+    let words: HashSet<String> = folded_syllables(&answer).into_iter().collect();
+    let mut sections = policy_passages(store, topic);
+    // Stable: ties keep the policy's order.
+    let shared = |t: &String| folded_syllables(t).into_iter().collect::<HashSet<_>>().intersection(&words).count();
+    sections.sort_by_key(|t| std::cmp::Reverse(shared(t)));
+    let mut passages: Vec<String> = Vec::new();
+    let mut covered: HashSet<String> = HashSet::new();
+    for section in sections {
+        let question = with_context("", CONTEXT_HEADING, &passages);
+        let turns = [json!({"role": "user", "content": question}), json!({"role": "assistant", "content": answer})];
+        let new_words: HashSet<String> =
+            folded_syllables(&section).into_iter().filter(|w| words.contains(w) && !covered.contains(w)).collect();
+        if passages.is_empty() || !ungrounded(&turns).is_empty() || new_words.len() >= 3 {
+            covered.extend(new_words);
+            passages.push(section);
+        }
+    }
+    if c.rng.random_bool(0.5) {
+        let others: Vec<&str> = POLICY_QA.iter().map(|(t, _, _)| *t).filter(|t| *t != topic).collect();
+        let pool = policy_passages(store, others[c.rng.random_range(0..others.len())]);
+        if !pool.is_empty() {
+            passages.push(pool[c.rng.random_range(0..pool.len())].clone());
+        }
+    }
+    passages.shuffle(c.rng);
+    c.maybe_greet();
+    c.user_with_passages(question, &passages);
+    c.say(&answer);
+    c.maybe_thank();
+    Ok(())
+}
