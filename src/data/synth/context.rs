@@ -70,14 +70,13 @@ fn policy_passages(store: &Store, topic: &str) -> Vec<String> {
         .collect()
 }
 
-/// A question about one product, answered from its catalog text among another
-/// product or two.
+/// A question about one product, answered from its catalog text beside another
+/// product's.
 pub fn product(c: &mut Convo, store: &Store) -> Result<()> {
     let i = c.rng.random_range(0..store.products.len());
     let p = &store.products[i];
     let mut chosen = vec![i];
-    let others = c.rng.random_range(1..=2).min(store.products.len() - 1);
-    while chosen.len() < 1 + others {
+    while chosen.len() < 2.min(store.products.len()) {
         let other = c.rng.random_range(0..store.products.len());
         if !chosen.contains(&other) {
             chosen.push(other);
@@ -102,8 +101,8 @@ pub fn product(c: &mut Convo, store: &Store) -> Result<()> {
 }
 
 /// A policy question answered from the sections of that policy that share the most
-/// words with its answer: enough to support every figure in it, and then each that
-/// still adds three of its words, maybe beside a section of another policy.
+/// words with its answer, as many as support every figure in it, maybe beside a
+/// section of another policy.
 pub fn policy(c: &mut Convo, store: &Store) -> Result<()> {
     let (topic, questions, answers) = POLICY_QA[c.rng.random_range(0..POLICY_QA.len())];
     let question = c.pick(questions);
@@ -114,14 +113,10 @@ pub fn policy(c: &mut Convo, store: &Store) -> Result<()> {
     let shared = |t: &String| folded_syllables(t).into_iter().collect::<HashSet<_>>().intersection(&words).count();
     sections.sort_by_key(|t| std::cmp::Reverse(shared(t)));
     let mut passages: Vec<String> = Vec::new();
-    let mut covered: HashSet<String> = HashSet::new();
     for section in sections {
         let question = with_context("", CONTEXT_HEADING, &passages);
         let turns = [json!({"role": "user", "content": question}), json!({"role": "assistant", "content": answer})];
-        let new_words: HashSet<String> =
-            folded_syllables(&section).into_iter().filter(|w| words.contains(w) && !covered.contains(w)).collect();
-        if passages.is_empty() || !ungrounded(&turns).is_empty() || new_words.len() >= 3 {
-            covered.extend(new_words);
+        if passages.is_empty() || !ungrounded(&turns).is_empty() {
             passages.push(section);
         }
     }
