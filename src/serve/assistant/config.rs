@@ -61,7 +61,7 @@ pub struct AssistantConfig {
     pub prompt_version: String,
     /// System prompt.
     pub system_prompt: String,
-    /// Heading of the retrieved context.
+    /// Heading of the passages retrieved before the customer's question.
     pub context_heading: String,
     /// The store's hotline.
     pub hotline: String,
@@ -134,7 +134,7 @@ mod tests {
     use super::*;
 
     /// The shipped prompt is the one the model is fine-tuned with, and the heading the
-    /// one the pipeline's evaluations put contexts under.
+    /// one its context rows and the pipeline's evaluations put passages under.
     #[test]
     fn shipped_prompt_is_the_training_prompt() {
         let c = AssistantConfig::default();
