@@ -45,12 +45,11 @@ pub fn split_context(content: &str) -> (Vec<&str>, &str) {
 }
 
 /// Writes `passages` into the last user message of `messages` ([`with_context`]);
-/// returns whether there was a user message with text to write them into.
-pub fn add_to_last_question<S: AsRef<str>>(messages: &mut [Value], heading: &str, passages: &[S]) -> bool {
-    let Some(last) = messages.iter_mut().rev().find(|m| m["role"] == "user") else { return false };
-    let Some(question) = last["content"].as_str() else { return false };
+/// messages without a user turn with text are left as they are.
+pub fn add_to_last_question<S: AsRef<str>>(messages: &mut [Value], heading: &str, passages: &[S]) {
+    let Some(last) = messages.iter_mut().rev().find(|m| m["role"] == "user") else { return };
+    let Some(question) = last["content"].as_str() else { return };
     last["content"] = json!(with_context(question, heading, passages));
-    true
 }
 
 #[cfg(test)]
@@ -86,11 +85,12 @@ mod tests {
             json!({"role": "user", "content": "đổi trả mấy ngày"}),
             json!({"role": "assistant", "content": null, "tool_calls": []}),
         ];
-        assert!(add_to_last_question(&mut messages, "H:", &["14 ngày"]));
+        add_to_last_question(&mut messages, "H:", &["14 ngày"]);
         assert_eq!(messages[3]["content"], "H:\n- 14 ngày\n\nđổi trả mấy ngày");
         assert_eq!(messages[1]["content"], "chào shop");
         assert_eq!(messages[0]["content"], "S");
         let mut system_only = vec![json!({"role": "system", "content": "S"})];
-        assert!(!add_to_last_question(&mut system_only, "H:", &["x"]));
+        add_to_last_question(&mut system_only, "H:", &["x"]);
+        assert_eq!(system_only, vec![json!({"role": "system", "content": "S"})]);
     }
 }

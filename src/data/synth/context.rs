@@ -112,13 +112,18 @@ pub fn policy(c: &mut Convo, store: &Store) -> Result<()> {
     // Stable: ties keep the policy's order.
     let shared = |t: &String| folded_syllables(t).into_iter().collect::<HashSet<_>>().intersection(&words).count();
     sections.sort_by_key(|t| std::cmp::Reverse(shared(t)));
-    let mut passages: Vec<String> = Vec::new();
+    let grounded = |passages: &[String]| {
+        let question = with_context("", CONTEXT_HEADING, passages);
+        ungrounded(&[json!({"role": "user", "content": question}), json!({"role": "assistant", "content": answer})])
+            .is_empty()
+    };
+    let mut sections = sections.into_iter();
+    let mut passages: Vec<String> = sections.next().into_iter().collect();
     for section in sections {
-        let question = with_context("", CONTEXT_HEADING, &passages);
-        let turns = [json!({"role": "user", "content": question}), json!({"role": "assistant", "content": answer})];
-        if passages.is_empty() || !ungrounded(&turns).is_empty() {
-            passages.push(section);
+        if grounded(&passages) {
+            break;
         }
+        passages.push(section);
     }
     if c.rng.random_bool(0.5) {
         let others: Vec<&str> = POLICY_QA.iter().map(|(t, _, _)| *t).filter(|t| *t != topic).collect();

@@ -8,7 +8,7 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::data::context::{with_context, CONTEXT_HEADING};
+use crate::data::context::{add_to_last_question, CONTEXT_HEADING};
 use crate::data::text::{capitalize, lower_first, strip_diacritics, teen_code, typos};
 use crate::data::tools::ToolBox;
 use crate::data::SYSTEM_PROMPT;
@@ -100,9 +100,7 @@ impl<'a> Convo<'a> {
     /// found for it before it, as `serve` sends them.
     pub fn user_with_passages(&mut self, text: &str, passages: &[String]) {
         self.user(text);
-        let last = self.messages.last_mut().expect("the turn just added");
-        let question = last["content"].as_str().unwrap_or_default().to_string();
-        last["content"] = json!(with_context(&question, CONTEXT_HEADING, passages));
+        add_to_last_question(&mut self.messages, CONTEXT_HEADING, passages);
     }
 
     /// An assistant turn; `{kh}` and `{Kh}` become the customer's form of address.
