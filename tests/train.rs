@@ -171,4 +171,10 @@ fn bad_data_is_reported_with_its_row() {
     cfg.max_len = 16;
     let err = train(&cfg, false, &mut Quiet).unwrap_err().to_string();
     assert!(err.contains("rows.jsonl:1") && err.contains("--truncate"), "{err}");
+    cfg.max_len = 4096;
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    cfg.data = empty.to_str().unwrap().into();
+    let err = train(&cfg, false, &mut Quiet).unwrap_err().to_string();
+    assert!(err.contains("empty.jsonl") && err.contains("no rows"), "{err}");
 }

@@ -91,7 +91,8 @@ pub fn micro_batch(n_examples: usize, micro_batch: usize, seed: u64, k: u64) -> 
         .collect()
 }
 
-fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+/// A seeded permutation of `0..n`, one per `epoch`.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     order.shuffle(&mut rng);

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::checkpoint::{self, Checkpoint, TrainerState};
 use super::config::TrainConfig;
-use super::examples::{load_examples, micro_batch, Example};
+use super::examples::{epoch_order, load_examples, micro_batch, Example};
 use super::optimizer::{AdamW, AdamWParams};
 use super::schedule::learning_rate;
 use crate::atomic::write_atomic;
@@ -290,7 +290,7 @@ fn split(examples: Vec<Example>, frac: f64, seed: u64) -> (Vec<Example>, Vec<Exa
     let n_val =
         if examples.len() < 2 { 0 } else { ((examples.len() as f64 * frac).round() as usize).min(examples.len() - 1) };
     let val_idx: std::collections::HashSet<usize> =
-        micro_batch(examples.len(), n_val.max(1), seed ^ 0x5eed, 0).into_iter().take(n_val).collect();
+        epoch_order(examples.len(), seed ^ 0x5eed, 0).into_iter().take(n_val).collect();
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for (i, e) in examples.into_iter().enumerate() {
         if val_idx.contains(&i) {
