@@ -172,7 +172,7 @@ fn header(specs: &[TensorSpec], shard: &[usize]) -> Vec<u8> {
         offset += s.bytes();
     }
     let mut text = serde_json::to_string(&map).unwrap_or_default().into_bytes();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();

@@ -98,7 +98,7 @@ impl LinearLoader for AwqLoader {
             return DenseLoader.load(vb, name, in_features, out_features, bias);
         }
         let group = self.config.group_size;
-        if in_features % group != 0 || out_features % 8 != 0 {
+        if !in_features.is_multiple_of(group) || !out_features.is_multiple_of(8) {
             return Err(Error::msg(format!(
                 "{name}: [{out_features}, {in_features}] cannot hold AWQ groups of {group}"
             )));

@@ -67,7 +67,7 @@ fn unpack(words: &[i32], out: usize, cols: usize) -> Vec<u8> {
 impl AwqGemmTensors {
     /// Lays out a quantized `[out, in]` weight in AutoAWQ's gemm format.
     pub fn from_quant(q: &GroupQuant) -> Result<Self> {
-        if q.rows % 8 != 0 {
+        if !q.rows.is_multiple_of(8) {
             return Err(Error::msg(format!("AWQ gemm: {} output features is not a multiple of 8", q.rows)));
         }
         let groups = q.cols / q.group;

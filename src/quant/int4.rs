@@ -51,7 +51,7 @@ impl Int4Weight {
         cols: usize,
         group: usize,
     ) -> Result<Self> {
-        if group == 0 || group % 8 != 0 || cols % group != 0 {
+        if group == 0 || !group.is_multiple_of(8) || !cols.is_multiple_of(group) {
             return Err(Error::msg(format!(
                 "int4: group size {group} must be a multiple of 8 dividing the {cols} input columns"
             )));
@@ -123,7 +123,7 @@ impl Int4Weight {
 
     /// `x Wᵀ` for `x` row-major `[n, cols]`: `[n, rows]`.
     pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
-        if n > FUSED_MAX_TOKENS || self.group % ACT_BLOCK != 0 {
+        if n > FUSED_MAX_TOKENS || !self.group.is_multiple_of(ACT_BLOCK) {
             return dense_matmul(x, n, self.cols, &self.dequantize(), self.rows);
         }
         let groups = self.groups();

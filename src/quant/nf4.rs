@@ -85,7 +85,7 @@ impl Nf4Weight {
     /// The 4-bit code of element `i`.
     pub fn code(&self, i: usize) -> u8 {
         let byte = self.codes[i / 2];
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             byte >> 4
         } else {
             byte & 0x0f

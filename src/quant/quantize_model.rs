@@ -100,7 +100,7 @@ pub struct QuantizeSummary {
 /// width, else the largest power of two below it that does.
 pub fn choose_group_size(config: &ModelConfig, requested: usize) -> Result<(usize, Option<String>)> {
     let widths = [config.hidden_size, config.num_attention_heads * config.head_dim(), config.intermediate_size];
-    let fits = |g: usize| g >= 8 && g % 8 == 0 && widths.iter().all(|w| w % g == 0);
+    let fits = |g: usize| g >= 8 && g.is_multiple_of(8) && widths.iter().all(|w| w % g == 0);
     if fits(requested) {
         return Ok((requested, None));
     }
