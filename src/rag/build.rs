@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::chunk::Document;
-use super::encoders::{encoder_id_of, Encoder, TextKind};
+use super::encoders::{encoder_id_of, Encoder, Precision, TextKind};
 use super::index::{collect_garbage, current_generation, publish, Index, IndexLock, Manifest, FORMAT};
 use crate::Result;
 
@@ -24,11 +24,13 @@ pub struct BuildOptions {
     pub full: bool,
     /// Texts per forward pass.
     pub batch_size: usize,
+    /// The encoder's matrix-product precision.
+    pub precision: Precision,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { full: false, batch_size: super::encoders::DEFAULT_BATCH_SIZE }
+        BuildOptions { full: false, batch_size: super::encoders::DEFAULT_BATCH_SIZE, precision: Precision::Auto }
     }
 }
 
@@ -47,6 +49,8 @@ pub struct BuildSummary {
     pub embedded: usize,
     /// Seconds spent embedding (model load excluded): `embedded / embed_seconds` is the throughput.
     pub embed_seconds: f64,
+    /// The precision the encoder ran in (`f32` / `bf16`); empty when nothing was embedded.
+    pub precision: String,
     /// Documents in the published index.
     pub documents: usize,
     /// The live generation after the run.
@@ -128,11 +132,12 @@ pub fn build_index(
     } else {
         progress(BuildProgress::Start(to_embed.len()));
         let texts: Vec<String> = to_embed.iter().map(|&i| docs[i].text.clone()).collect();
-        let encoder = Encoder::load_for(model, &texts, TextKind::Passage)?;
+        let encoder = Encoder::load_for(model, &texts, TextKind::Passage, opts.precision)?;
         let t0 = Instant::now();
         let vecs =
             encoder.embed(&texts, TextKind::Passage, opts.batch_size, &|n| progress(BuildProgress::Embedded(n)))?;
         summary.embed_seconds = t0.elapsed().as_secs_f64();
+        summary.precision = encoder.precision().to_string();
         summary.embedded = texts.len();
         (encoder.dim(), vecs)
     };

