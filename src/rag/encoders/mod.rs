@@ -196,17 +196,20 @@ impl Encoder {
         let word_embeddings = names.iter().find(|n| n.ends_with("word_embeddings.weight")).cloned();
         let inputs: Option<Vec<String>> = only_for.map(|(texts, kind)| settings.prefixed(texts, kind));
         let subset = inputs.is_some() && word_embeddings.is_some();
-        // The tokenizer (0.7 s whole for e5's 250k-piece Unigram model) is built beside the weights' copy.
-        let (tokenizer, tensors) = std::thread::scope(|s| {
+        // The tokenizer (0.7 s whole for e5's 250k-piece Unigram model) is built, and the
+        // id (a digest of the 17 MB tokenizer.json) computed, beside the weights' copy.
+        let (tokenizer, id, tensors) = std::thread::scope(|s| {
             let tokenizer = s.spawn(|| load_tokenizer(&tokenizer_path, settings.max_seq_len, inputs.as_deref()));
+            let id = s.spawn(|| encoder_id(spec, &files));
             let tensors: Result<HashMap<String, Tensor>> = names
                 .iter()
                 .filter(|name| !(subset && Some(*name) == word_embeddings.as_ref()))
                 .map(|name| Ok((name.clone(), weights.load(name, &device)?.to_dtype(DType::F32)?)))
                 .collect();
-            (tokenizer.join().expect("the tokenizer thread does not panic"), tensors)
+            let joined = "the tokenizer and id threads do not panic";
+            (tokenizer.join().expect(joined), id.join().expect(joined), tensors)
         });
-        let (tokens, mut tensors) = (tokenizer?, tensors?);
+        let (tokens, id, mut tensors) = (tokenizer?, id?, tensors?);
         let pad_id = config["pad_token_id"].as_u64().unwrap_or(0) as u32;
         let xlm_roberta = model_type == "xlm-roberta" || arch.starts_with("XLMRoberta");
         // XLM-RoBERTa's positions start after the padding id (of the whole vocabulary).
@@ -248,7 +251,7 @@ impl Encoder {
         };
         let dim = config["hidden_size"].as_u64().unwrap_or(0) as usize;
         let pad_id = rows.as_ref().map_or(pad_id, |ids| ids.binary_search(&pad_id).unwrap_or_default() as u32);
-        Ok(Encoder { backbone, tokens, rows, pad_id, settings, dim, id: encoder_id(spec, &files)?, device })
+        Ok(Encoder { backbone, tokens, rows, pad_id, settings, dim, id, device })
     }
 
     /// A stable id of this encoder (name + digest of its config and weights' sizes), stored in indexes.
