@@ -43,35 +43,48 @@ pub struct PackedB {
 }
 
 impl PackedB {
-    /// Packs `B(r, c) = value(r, c)` for `r < k`, `c < n` (zeros past the edges).
-    pub fn from_fn(k: usize, n: usize, value: impl Fn(usize, usize) -> f32) -> Self {
+    /// Packs `B` whose column `c` is `src[c * stride..c * stride + k]` (`B = M^T` for a
+    /// row-major `n x k` matrix `M`: a linear layer's weight as PyTorch stores it, or
+    /// attention's keys).
+    pub fn from_columns(src: &[f32], stride: usize, k: usize, n: usize) -> Self {
+        assert!(stride >= k && (n == 0 || src.len() >= (n - 1) * stride + k), "columns outside src");
         let pairs = k.div_ceil(2);
-        let panels = n.div_ceil(NR);
-        let mut data = vec![0u16; panels * pairs * NR * 2];
-        for panel in 0..panels {
-            for p in 0..pairs {
-                let base = (panel * pairs + p) * NR * 2;
-                for lane in 0..NR {
-                    let c = panel * NR + lane;
-                    if c >= n {
-                        break;
-                    }
-                    for half in 0..2 {
-                        let r = 2 * p + half;
-                        if r < k {
-                            data[base + 2 * lane + half] = to_bf16(value(r, c));
-                        }
-                    }
+        let mut data = vec![0u16; n.div_ceil(NR) * pairs * NR * 2];
+        for c in 0..n {
+            let (panel, lane) = (c / NR, c % NR);
+            let column = &src[c * stride..c * stride + k];
+            let out = &mut data[panel * pairs * NR * 2 + 2 * lane..];
+            for (p, two) in column.chunks(2).enumerate() {
+                out[p * NR * 2] = to_bf16(two[0]);
+                if let Some(&hi) = two.get(1) {
+                    out[p * NR * 2 + 1] = to_bf16(hi);
                 }
             }
         }
         PackedB { k, n, data }
     }
 
-    /// `B = W^T` for a linear layer's weight `W` (`out x in`, row-major, as PyTorch stores it).
-    pub fn from_linear_weight(w: &[f32], out_features: usize, in_features: usize) -> Self {
-        assert_eq!(w.len(), out_features * in_features, "weight is not {out_features} x {in_features}");
-        Self::from_fn(in_features, out_features, |r, c| w[c * in_features + r])
+    /// Packs `B` whose row `r` is `src[r * stride..r * stride + n]` (attention's values).
+    pub fn from_rows(src: &[f32], stride: usize, k: usize, n: usize) -> Self {
+        assert!(stride >= n && (k == 0 || src.len() >= (k - 1) * stride + n), "rows outside src");
+        let pairs = k.div_ceil(2);
+        let mut data = vec![0u16; n.div_ceil(NR) * pairs * NR * 2];
+        for p in 0..pairs {
+            let lo = &src[2 * p * stride..2 * p * stride + n];
+            let hi = (2 * p + 1 < k).then(|| &src[(2 * p + 1) * stride..(2 * p + 1) * stride + n]);
+            for (panel, lo) in lo.chunks(NR).enumerate() {
+                let out = &mut data[(panel * pairs + p) * NR * 2..][..2 * lo.len()];
+                for (lane, &v) in lo.iter().enumerate() {
+                    out[2 * lane] = to_bf16(v);
+                }
+                if let Some(hi) = hi {
+                    for (lane, &v) in hi[panel * NR..panel * NR + lo.len()].iter().enumerate() {
+                        out[2 * lane + 1] = to_bf16(v);
+                    }
+                }
+            }
+        }
+        PackedB { k, n, data }
     }
 
     /// Rows of `B` (the inner dimension).
@@ -139,13 +152,13 @@ unsafe fn rows_block(
     let blocks = rows.div_ceil(MR);
     // A in bf16 pairs, interleaved: [block][pair][row of the block].
     let mut packed = vec![0u32; blocks * pairs * MR];
+    // One row in bf16, an odd k's last pair padded with 0.
+    let mut row_bf16 = vec![0u16; 2 * pairs];
     for i in 0..rows {
         let (block, r) = (i / MR, i % MR);
-        let row = &a[i * lda..i * lda + b.k];
-        for p in 0..pairs {
-            let lo = to_bf16(row[2 * p]) as u32;
-            let hi = if 2 * p + 1 < b.k { to_bf16(row[2 * p + 1]) as u32 } else { 0 };
-            packed[(block * pairs + p) * MR + r] = lo | (hi << 16);
+        row_to_bf16(&a[i * lda..i * lda + b.k], &mut row_bf16[..b.k]);
+        for (p, two) in row_bf16.chunks_exact(2).enumerate() {
+            packed[(block * pairs + p) * MR + r] = two[0] as u32 | ((two[1] as u32) << 16);
         }
     }
     let mut tile = [0f32; MR * NR];
@@ -170,6 +183,25 @@ unsafe fn rows_block(
                 }
             }
         }
+    }
+}
+
+/// `dst[i] = to_bf16(src[i])`, 32 at a time with `VCVTNE2PS2BF16` (which also rounds
+/// to nearest even; it flushes denormals to zero, values under 1.2e-38).
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn row_to_bf16(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len());
+    let mut chunks = src.chunks_exact(32);
+    for (i, c) in chunks.by_ref().enumerate() {
+        // SAFETY: c holds 32 values and dst[32 i..32 i + 32] exists (same length as src).
+        let lo = _mm512_loadu_ps(c.as_ptr());
+        let hi = _mm512_loadu_ps(c.as_ptr().add(16));
+        let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(dst.as_mut_ptr().add(32 * i) as *mut _, both);
+    }
+    let done = src.len() - chunks.remainder().len();
+    for (d, &x) in dst[done..].iter_mut().zip(chunks.remainder()) {
+        *d = to_bf16(x);
     }
 }
 
@@ -228,8 +260,26 @@ mod tests {
         assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
     }
 
+    #[test]
+    fn vector_rounding_equals_scalar_rounding() {
+        if !supported() {
+            eprintln!("skipped: this CPU has no AVX-512 BF16");
+            return;
+        }
+        // Ties, signs, large and small values in the vector part, 19 more in the scalar tail.
+        let mut src = vec![1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -0.0, 65504.0, 1e-30, f32::INFINITY, -3.0e38];
+        src.extend(values(76, 9));
+        let mut dst = vec![0u16; src.len()];
+        // SAFETY: the CPU has AVX-512 BF16 (checked above).
+        unsafe { row_to_bf16(&src, &mut dst) };
+        for (x, got) in src.iter().zip(&dst) {
+            assert_eq!(*got, to_bf16(*x), "{x}");
+        }
+    }
+
     /// Against a plain triple loop over the bf16-rounded inputs, on shapes that leave
-    /// partial tiles, panels, tasks and an odd inner dimension, with strides and bias.
+    /// partial tiles, panels, tasks and an odd inner dimension, with strides and bias,
+    /// B packed either way.
     #[test]
     fn matmul_equals_the_product_of_the_rounded_inputs() {
         if !supported() {
@@ -241,8 +291,13 @@ mod tests {
             let a = values(m * lda, 1);
             let w = values(n * k, 2);
             let bias = values(n, 3);
-            let b = PackedB::from_linear_weight(&w, n, k);
-            for parallel in [false, true] {
+            // The same B packed from its columns (W, n x k) and from its rows (W^T, k x n).
+            let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+            for (b, parallel) in [
+                (PackedB::from_columns(&w, k, k, n), false),
+                (PackedB::from_columns(&w, k, k, n), true),
+                (PackedB::from_rows(&wt, n, k, n), true),
+            ] {
                 let mut out = vec![f32::NAN; m * ldc];
                 matmul(&a, lda, m, &b, Some(&bias), &mut out, ldc, parallel);
                 for i in 0..m {

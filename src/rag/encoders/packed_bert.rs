@@ -125,7 +125,7 @@ impl PackedBert {
                 b.extend(vector(&format!("{name}.bias"), out)?);
                 (out_features, in_features) = (out_features + out, inp);
             }
-            Ok((PackedB::from_linear_weight(&w, out_features, in_features), b))
+            Ok((PackedB::from_columns(&w, in_features, in_features, out_features), b))
         };
         let (word, word_dims) = get("embeddings.word_embeddings.weight")?;
         let (position, position_dims) = get("embeddings.position_embeddings.weight")?;
@@ -266,14 +266,14 @@ impl PackedBert {
             .map(|&(t, hd)| {
                 let (start, len) = (starts[t], starts[t + 1] - starts[t]);
                 let row = |i: usize, part: usize| (start + i) * 3 * h + part * h + hd * d;
-                let keys = PackedB::from_fn(d, len, |r, c| qkv[row(c, 1) + r]);
+                let keys = PackedB::from_columns(&qkv[row(0, 1)..], 3 * h, d, len);
                 let mut scores = vec![0f32; len * len];
                 matmul(&qkv[row(0, 0)..], 3 * h, len, &keys, None, &mut scores, len, false);
                 for s in scores.chunks_exact_mut(len) {
                     // SAFETY: as in `embed`.
                     unsafe { softmax(s, scale) }
                 }
-                let values = PackedB::from_fn(len, d, |r, c| qkv[row(r, 2) + c]);
+                let values = PackedB::from_rows(&qkv[row(0, 2)..], 3 * h, len, d);
                 let mut out = vec![0f32; len * d];
                 matmul(&scores, len, len, &values, None, &mut out, d, false);
                 out
