@@ -1,12 +1,17 @@
 //! `stylevn pipeline` as a build system: stages run once, are skipped while their
-//! inputs and command line are unchanged, re-run (with their dependants) when an
-//! input changes, and an interrupted stage restarts from a clean output directory.
+//! inputs, command line and `stylevn` build are unchanged, re-run (with their
+//! dependants) when an input changes, and an interrupted stage restarts from a clean
+//! output directory.
 
 use std::path::Path;
 use std::process::Command;
 
 fn pipeline(dir: &Path, config: &Path, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_stylevn"))
+    pipeline_with(Path::new(env!("CARGO_BIN_EXE_stylevn")), dir, config, extra)
+}
+
+fn pipeline_with(exe: &Path, dir: &Path, config: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(exe)
         .current_dir(dir)
         .args(["pipeline", "--config", config.to_str().unwrap(), "--only", "db,synth", "--no-serve", "--json"])
         .args(extra)
@@ -76,6 +81,17 @@ fn stages_skip_when_up_to_date_and_rerun_when_inputs_change() {
     assert_eq!(statuses(&pipeline(dir.path(), &config, &[]))[1], pair("synth", "ran"));
     let forced = pipeline(dir.path(), &config, &["--force"]);
     assert_eq!(statuses(&forced), vec![pair("db", "ran"), pair("synth", "ran")]);
+
+    // Another stylevn build (here the same program with one byte more, which the
+    // loader ignores) may write other outputs from the same inputs: everything runs.
+    let other = dir.path().join("stylevn-other");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_stylevn")).unwrap();
+    bytes.push(0);
+    std::fs::write(&other, bytes).unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let rebuilt = pipeline_with(&other, dir.path(), &config, &[]);
+    assert_eq!(statuses(&rebuilt), vec![pair("db", "ran"), pair("synth", "ran")]);
+    assert_eq!(statuses(&pipeline_with(&other, dir.path(), &config, &[]))[1], pair("synth", "up to date"));
 }
 
 #[test]

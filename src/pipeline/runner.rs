@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::config::PipelineConfig;
 use super::stages::{run_dir, Stage, StageKind};
-use super::stamp::{read_stamp, stage_key, write_stamp, Stamp};
+use super::stamp::{file_digest, read_stamp, stage_key, write_stamp, Stamp};
 use crate::{Error, Result};
 
 /// What happened to one stage.
@@ -56,9 +56,12 @@ pub fn run_stages(
     for dir in [&stamps, &logs] {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
+    let tool = format!("stylevn {}", file_digest(exe)?);
     let mut outcomes = Vec::with_capacity(stages.len());
     for stage in stages {
-        let key = stage_key(&stage_args(stage), &stage.inputs)?;
+        let mut args = stage_args(stage);
+        args.push(tool.clone());
+        let key = stage_key(&args, &stage.inputs)?;
         let (stamp_path, started_path) =
             (stamps.join(format!("{}.json", stage.name)), stamps.join(format!("{}.started", stage.name)));
         let outputs_exist = stage.outputs.iter().all(|o| o.exists());

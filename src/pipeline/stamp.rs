@@ -1,6 +1,8 @@
 //! Up-to-date checks, as a build system does them: a stage's key is a hash of its
-//! command line and of the content of every input file or directory; a stage
-//! whose stamp holds the same key, and whose outputs exist, is skipped.
+//! command line, of the `stylevn` executable that runs it (another build may write
+//! other outputs from the same inputs) and of the content of every input file or
+//! directory; a stage whose stamp holds the same key, and whose outputs exist, is
+//! skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +70,16 @@ pub fn stage_key(args: &[String], inputs: &[PathBuf]) -> Result<String> {
         hasher.update(format!("input:{}\n", input.display()));
         hash_path(&mut hasher, input)?;
     }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The SHA-256 of the file at `path` (the executable a pipeline runs), in hex.
+pub fn file_digest(path: &Path) -> Result<String> {
+    if !path.is_file() {
+        return Err(Error::msg(format!("{}: not a file", path.display())));
+    }
+    let mut hasher = Sha256::new();
+    hash_path(&mut hasher, path)?;
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
