@@ -126,8 +126,8 @@ pub struct Encoder {
     /// With [`Encoder::load_for`]: the token ids (sorted) whose embedding rows were
     /// loaded; the backbone's id for token `rows[i]` is `i`.
     rows: Option<Vec<u32>>,
-    /// The backbone's id of the padding token (`pad_token_id` of `config.json`, or its
-    /// index in `rows`).
+    /// Id of the padding token (`pad_token_id` of `config.json`), the same for the
+    /// backbone with [`Encoder::load_for`] (every id up to it is among `rows`).
     pad_id: u32,
     settings: StSettings,
     dim: usize,
@@ -217,19 +217,15 @@ impl Encoder {
         let rows = match (inputs, &word_embeddings) {
             (Some(inputs), Some(name)) => {
                 let mut ids: Vec<u32> = tokens.encode(inputs)?.concat();
-                // XLM-RoBERTa counts positions from the padding id: every id up to it keeps its
-                // value in the subset (two rows for its <s> 0 and <pad> 1).
-                if xlm_roberta {
-                    ids.extend(0..=pad_id);
-                } else {
-                    ids.push(pad_id);
-                }
+                // Every id up to the padding id keeps its value in the subset (BERT's pad is 0,
+                // XLM-RoBERTa's 1 after <s> 0), so the padding id, which XLM-RoBERTa's positions
+                // count from, is the same for the backbone.
+                ids.extend(0..=pad_id);
                 ids.sort_unstable();
                 ids.dedup();
                 tensors.insert(name.clone(), embedding_rows(&weights, name, &ids)?);
-                // The backbone sees compact ids: its table and padding id are the subset's.
+                // The backbone sees compact ids: its table is the subset's.
                 config["vocab_size"] = ids.len().into();
-                config["pad_token_id"] = ids.binary_search(&pad_id).unwrap_or_default().into();
                 Some(ids)
             }
             _ => None,
@@ -250,7 +246,6 @@ impl Encoder {
             ));
         };
         let dim = config["hidden_size"].as_u64().unwrap_or(0) as usize;
-        let pad_id = rows.as_ref().map_or(pad_id, |ids| ids.binary_search(&pad_id).unwrap_or_default() as u32);
         Ok(Encoder { backbone, tokens, rows, pad_id, settings, dim, id, device })
     }
 
