@@ -70,7 +70,7 @@ pub fn stage_key(args: &[String], inputs: &[PathBuf]) -> Result<String> {
         hasher.update(format!("input:{}\n", input.display()));
         hash_path(&mut hasher, input)?;
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The SHA-256 of the file at `path` (the executable a pipeline runs), in hex.
@@ -80,7 +80,7 @@ pub fn file_digest(path: &Path) -> Result<String> {
     }
     let mut hasher = Sha256::new();
     hash_path(&mut hasher, path)?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The stamp at `path`, if there is a readable one.
