@@ -121,6 +121,10 @@ impl PackedBert {
                 let &[out, inp] = dims.as_slice() else {
                     return Err(Error::msg(format!("{prefix}{name}.weight: shape {dims:?} is not (out, in)")));
                 };
+                // Fused projections (query, key, value) must read the same input.
+                if in_features != 0 && inp != in_features {
+                    return Err(Error::msg(format!("{prefix}{name}.weight: {inp} inputs, the others {in_features}")));
+                }
                 w.extend(weight);
                 b.extend(vector(&format!("{name}.bias"), out)?);
                 (out_features, in_features) = (out_features + out, inp);
