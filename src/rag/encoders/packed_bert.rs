@@ -12,9 +12,9 @@ use candle_core::Tensor;
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::bf16_gemm::{matmul, PackedB};
 use super::vector_math::{add_layer_norm, gelu, softmax};
 use super::Pooling;
+use crate::model::bf16_gemm::{matmul, PackedB};
 use crate::{Error, Result};
 
 /// Tokens per parallel task of the element-wise passes.

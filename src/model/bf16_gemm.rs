@@ -1,7 +1,7 @@
 //! Matrix products with bf16 inputs and f32 sums on AVX-512 BF16 (`VDPBF16PS`: each
 //! f32 lane adds the products of one pair of bf16 values), about twice the f32 FMA
-//! rate of the same core. Used by the packed encoder ([`super::packed_bert`]) for its
-//! linear layers and attention.
+//! rate of the same core. Used by the packed encoder (`rag::encoders`) for its
+//! linear layers and attention, and by training for the frozen NF4 base.
 //!
 //! `C (m x n) = A (m x k) . B (k x n)`. `B` is packed once ([`PackedB`]) into panels of
 //! [`NR`] columns: for each pair of rows `(2p, 2p+1)`, 32 lanes of `[B(2p, j), B(2p+1, j)]`.
