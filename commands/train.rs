@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use stylevn::model::Precision;
 use stylevn::train::{train, ScheduleKind, StepMetrics, TrainConfig, TrainInfo, TrainObserver};
 
 /// Fine-tune a model with QLoRA (frozen 4-bit NF4 base, trainable LoRA adapters)
@@ -39,6 +40,9 @@ pub struct Args {
     /// Frozen base representation: nf4 (QLoRA) or none (f32).
     #[arg(long)]
     base_quant: Option<String>,
+    /// The NF4 base's products: f32, bf16 (AVX-512 BF16 CPUs) or auto (bf16 where the CPU has it).
+    #[arg(long)]
+    precision: Option<Precision>,
     /// LoRA rank.
     #[arg(long)]
     lora_r: Option<usize>,
@@ -119,6 +123,7 @@ fn resolve(args: &Args) -> anyhow::Result<TrainConfig> {
         val_frac,
         out,
         base_quant,
+        precision,
         lora_r,
         lora_alpha,
         lora_dropout,
@@ -211,9 +216,10 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     } else {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
         println!(
-            "trained {} steps{}: loss {}, eval loss {} -> best {}; adapter in {}",
+            "trained {} steps{} ({} products): loss {}, eval loss {} -> best {}; adapter in {}",
             summary.steps,
             if summary.stopped_early { " (early stop)" } else { "" },
+            summary.precision,
             f(summary.last_loss),
             f(summary.initial_eval_loss),
             f(summary.best_eval_loss),

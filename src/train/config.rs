@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::schedule::ScheduleKind;
+use crate::model::Precision;
 
 /// A training run's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,9 @@ pub struct TrainConfig {
     pub out: String,
     /// `nf4` (QLoRA: frozen 4-bit base) or `none` (f32 base).
     pub base_quant: String,
+    /// The NF4 base's matrix products: `f32` (the reference, and the default), `bf16`
+    /// (bf16 inputs, f32 sums: QLoRA's usual compute dtype; AVX-512 BF16 CPUs) or `auto`.
+    pub precision: Precision,
     /// LoRA rank.
     pub lora_r: usize,
     /// LoRA alpha.
@@ -79,6 +83,7 @@ impl Default for TrainConfig {
             val_frac: 0.1,
             out: "runs/train".into(),
             base_quant: "nf4".into(),
+            precision: Precision::F32,
             lora_r: 64,
             lora_alpha: 16.0,
             lora_dropout: 0.05,

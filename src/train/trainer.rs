@@ -16,7 +16,7 @@ use super::schedule::learning_rate;
 use crate::atomic::write_atomic;
 use crate::lora::{attach, LoraAdapter, LoraConfig};
 use crate::model::backward::ParamGrads;
-use crate::model::{load_transformer, DenseLoader, LinearLoader, ModelFiles, Packing, Transformer};
+use crate::model::{load_transformer, DenseLoader, LinearLoader, ModelFiles, Packing, Precision, Transformer};
 use crate::quant::Nf4Loader;
 use crate::tokenize::ChatTemplate;
 use crate::{Error, Result};
@@ -86,6 +86,8 @@ pub struct TrainSummary {
     pub interrupted: bool,
     /// Where the adapter was written.
     pub out: PathBuf,
+    /// The precision the NF4 base's products ran in (`f32` or `bf16`; `f32` for a dense base).
+    pub precision: Precision,
 }
 
 /// Runs training as `cfg` says; with `resume`, continues from `OUT/checkpoints/latest`.
@@ -107,8 +109,10 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
     }
 
     let files = ModelFiles::resolve(&cfg.base)?;
+    let bf16 = cfg.precision.use_bf16()? && cfg.base_quant == "nf4";
+    let nf4 = Nf4Loader { bf16 };
     let loader: &dyn LinearLoader = match cfg.base_quant.as_str() {
-        "nf4" => &Nf4Loader,
+        "nf4" => &nf4,
         "none" => &DenseLoader,
         other => return Err(Error::msg(format!("base_quant `{other}`: use nf4 or none"))),
     };
@@ -282,6 +286,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
         stopped_early,
         interrupted,
         out,
+        precision: if bf16 { Precision::Bf16 } else { Precision::F32 },
     })
 }
 
@@ -479,6 +484,7 @@ fn base_bytes_per_param(model: &mut Transformer) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::precision::bf16_supported;
     use crate::model::tiny::{uniform, TINY_MODELS};
     use crate::model::Mode;
     use candle_core::{Var, D};
@@ -529,7 +535,7 @@ mod tests {
     }
 
     /// Asserts that `backward_pass` (with and without checkpointing) gives `nll` and
-    /// the gradients `store` holds for every variable.
+    /// the gradients `store` holds for every variable, within `tol` of the largest.
     fn assert_backward_equals(
         model: &Transformer,
         examples: &[&Example],
@@ -537,6 +543,7 @@ mod tests {
         nll: &Tensor,
         store: &candle_core::backprop::GradStore,
         vars: &[Var],
+        tol: f32,
     ) {
         for checkpointing in [false, true] {
             let mut got = ParamGrads::default();
@@ -547,17 +554,29 @@ mod tests {
                 let g = got.take(v.as_tensor().id()).unwrap();
                 let diff = (g - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                 let size = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(size > 0.0 && diff <= 1e-4 * size.max(1e-3), "gradient differs by {diff} (max {size})");
+                assert!(size > 0.0 && diff <= tol * size.max(1e-3), "gradient differs by {diff} (max {size})");
             }
         }
     }
 
+    /// The bases the backward tests run on, each with the tolerance of its gradients:
+    /// a dense fixture, and an NF4 one with f32 and with bf16 products. bf16 rounds
+    /// each path's own f32 inputs, which differ in their last bits (the order of the
+    /// sums), so those gradients agree to about 2^-8.
+    fn bases() -> [(usize, &'static dyn LinearLoader, f32); 3] {
+        const NF4_F32: Nf4Loader = Nf4Loader { bf16: false };
+        const NF4_BF16: Nf4Loader = Nf4Loader { bf16: true };
+        let bf16_tol = if bf16_supported() { 4e-3 } else { 1e-4 };
+        [(0, &DenseLoader, 1e-4), (2, &NF4_F32, 1e-4), (2, &NF4_BF16, bf16_tol)]
+    }
+
     /// The hand-written backward (with and without checkpointing, with dropout, LoRA
     /// on every projection, GQA and two packed sequences) gives the gradients of
-    /// candle's autograd through the differentiable forward.
+    /// candle's autograd through the differentiable forward; on an NF4 base in bf16
+    /// too (where the CPU has it), as both paths share the layer's products.
     #[test]
     fn hand_written_backward_equals_autograd() {
-        for (fixture, loader) in [(0, &DenseLoader as &dyn LinearLoader), (2, &Nf4Loader)] {
+        for (fixture, loader, tol) in bases() {
             let (_dir, model, adapter, vars) = tiny_with_lora(fixture, loader, 0.1);
             let mk = |n: u32, len: u32| Example {
                 input_ids: (0..len).map(|i| (i * 7 + n) % 160).collect(),
@@ -572,15 +591,16 @@ mod tests {
             let (nll, _) = batch_nll(&model, &examples, Mode::Train).unwrap();
             let nll = (nll * 0.5).unwrap();
             let store = nll.backward().unwrap();
-            assert_backward_equals(&model, &examples, 0.5, &nll, &store, &vars);
+            assert_backward_equals(&model, &examples, 0.5, &nll, &store, &vars, tol);
         }
     }
 
     /// Examples packed behind one shared prefix get the loss and gradients of the
-    /// same examples run one at a time (autograd), on dense and NF4 bases with GQA.
+    /// same examples run one at a time (autograd), on dense and NF4 bases (f32 and
+    /// bf16) with GQA.
     #[test]
     fn shared_prefix_backward_equals_separate_examples() {
-        for (fixture, loader) in [(0, &DenseLoader as &dyn LinearLoader), (2, &Nf4Loader)] {
+        for (fixture, loader, tol) in bases() {
             let (_dir, model, _adapter, vars) = tiny_with_lora(fixture, loader, 0.0);
             let mk = |n: u32, len: u32| {
                 let input_ids: Vec<u32> =
@@ -596,7 +616,7 @@ mod tests {
             }
             let nll = (nll * 0.25).unwrap();
             let store = nll.backward().unwrap();
-            assert_backward_equals(&model, &examples, 0.25, &nll, &store, &vars);
+            assert_backward_equals(&model, &examples, 0.25, &nll, &store, &vars, tol);
         }
     }
 
