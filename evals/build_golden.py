@@ -157,10 +157,27 @@ for k, s in enumerate(stock_rows):
     add("stock", msgs, ref, inc, exc, tags=["multi_turn", "tool_result"] + tags)
 
 # --- product facts from the catalog ----------------------------------------------------
+def product_text(p):
+    """The product's document as `embed-catalog` indexes it and `serve` retrieves it
+    (`product_text` in src/rag/chunk.rs; tests/eval_golden.rs checks they agree)."""
+    parts = [p["name"]]
+    if p["category"]:
+        parts.append(f"Danh mục: {p['category']}")
+    parts.append(f"Giá: {vnd(p['price_vnd'])}")
+    for label, field in [("Size", "sizes"), ("Màu", "colors")]:
+        if p[field]:
+            parts.append(f"{label}: {p[field].replace('|', ', ')}")
+    if p["material"]:
+        parts.append(f"Chất liệu: {p['material']}")
+    if p["description"]:
+        parts.append(p["description"])
+    return ". ".join(parts)
+
+
 ASK_PRICE = ["{name} giá bao nhiêu vậy shop?", "Cho em xin giá {name} ạ", "{sku} bao nhiêu tiền shop", "{name} chất liệu gì, giá sao ạ?"]
 for k, p in enumerate(rng.sample(catalog, 22)):
     q, tags = vary(rng.choice(ASK_PRICE).format(name=p["name"], sku=p["sku"]), k)
-    ctx = f"{p['sku']} | {p['name']} | {p['category']} | giá {vnd(p['price_vnd'])} | size {p['sizes'].replace('|', ', ')} | màu {p['colors'].replace('|', ', ')} | chất liệu {p['material']}"
+    ctx = product_text(p)
     ref = f"Dạ, {p['name']} có giá {vnd(p['price_vnd'])}, chất liệu {p['material']}, có size {p['sizes'].replace('|', ', ')} ạ."
     add("product", user(q), ref, [vnd(p["price_vnd"])], contexts=[ctx], tags=tags)
 

@@ -102,3 +102,24 @@ fn offered_tools_are_the_stores_and_expected_calls_fit_them() {
         }
     }
 }
+
+/// A product case's context is the product's document exactly as `embed-catalog`
+/// indexes it (and `serve` retrieves it), so a bare model evaluated with the golden
+/// contexts sees what the served assistant would.
+#[test]
+fn product_contexts_are_the_index_documents() {
+    use stylevn::rag::chunk::{product_documents, ChunkOptions};
+    use stylevn::rag::ingest::{read_catalog, ColumnMap};
+    let catalog = read_catalog(&root().join("data/catalog.csv"), &ColumnMap::default()).unwrap();
+    let documents: BTreeSet<String> =
+        catalog.products.iter().flat_map(|p| product_documents(p, &ChunkOptions::default())).map(|d| d.text).collect();
+    let cases = load_golden(&root().join("evals/golden.jsonl")).unwrap();
+    let products: Vec<_> = cases.iter().filter(|c| c.intent == "product").collect();
+    assert!(products.len() >= 20);
+    for c in products {
+        assert!(!c.contexts.is_empty(), "{}: no context", c.id);
+        for ctx in &c.contexts {
+            assert!(documents.contains(ctx), "{}: context {ctx:?} is not an index document", c.id);
+        }
+    }
+}
