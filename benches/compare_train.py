@@ -1,5 +1,6 @@
 """LoRA training throughput and peak memory on SmolLM2-135M-Instruct, side by side:
-stylevn (NF4 base + LoRA) against PEFT on PyTorch (f32 base, and bitsandbytes NF4),
+stylevn (NF4 base + LoRA, its products in f32 and in bf16) against PEFT on PyTorch
+(f32 base, bf16 autocast, and bitsandbytes NF4),
 with the same LoRA (r 16, alpha 32, all linear layers, no dropout), the same batch
 (4 sequences x 256 tokens, loss on assistant tokens only), AdamW, 2 threads.
 
@@ -54,9 +55,10 @@ def make_data(work):
     return rows
 
 
-def run_stylevn(rows, steps, checkpointing, work):
-    out = os.path.join(work, f"stylevn-ck{int(checkpointing)}")
+def run_stylevn(rows, steps, checkpointing, precision, work):
+    out = os.path.join(work, f"stylevn-ck{int(checkpointing)}-{precision}")
     cmd = [STYLEVN, "train", "--base", MODEL_DIR, "--data", rows, "--out", out, "--base-quant", "nf4",
+           "--precision", precision,
            "--lora-r", str(RANK), "--lora-alpha", str(ALPHA), "--lora-dropout", "0", "--target-modules", "all-linear",
            "--lr", str(LR), "--micro-batch", str(BATCH), "--grad-accum", "1", "--max-len", str(SEQ),
            "--max-steps", str(steps), "--eval-every", "0", "--save-every", "0", "--val-frac", "0",
@@ -103,7 +105,8 @@ def peft_worker(rows, steps, variant):
             for a, b in r["token_spans"]:
                 labels[i, a:b] = ids[i, a:b]
         t0 = time.perf_counter()
-        loss = model(input_ids=ids, labels=labels).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "bf16-autocast"):
+            loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -132,17 +135,19 @@ def main():
         rows = make_data(work)
         results = []
         for name, run in [
-            ("stylevn (NF4 base + LoRA)", lambda: run_stylevn(rows, args.steps, False, work)),
-            ("stylevn (NF4 base + LoRA, gradient checkpointing)", lambda: run_stylevn(rows, args.steps, True, work)),
+            ("stylevn (NF4 base + LoRA, f32)", lambda: run_stylevn(rows, args.steps, False, "f32", work)),
+            ("stylevn (NF4 base + LoRA, bf16 products)", lambda: run_stylevn(rows, args.steps, False, "bf16", work)),
+            ("stylevn (bf16, gradient checkpointing)", lambda: run_stylevn(rows, args.steps, True, "bf16", work)),
             ("PEFT (PyTorch f32 base + LoRA)", lambda: run_peft(rows, args.steps, "f32")),
             ("PEFT (f32, gradient checkpointing)", lambda: run_peft(rows, args.steps, "f32-ckpt")),
+            ("PEFT (f32 base, bf16 autocast)", lambda: run_peft(rows, args.steps, "bf16-autocast")),
             ("PEFT + bitsandbytes (NF4 QLoRA)", lambda: run_peft(rows, args.steps, "nf4")),
         ]:
             tps, gb = run()
             print(f"{name}: {tps:.1f} tokens/s, peak RSS {gb:.2f} GB", flush=True)
             results.append((name, tps, gb))
     load = os.getloadavg()[0]
-    peft_tps, peft_gb = results[2][1], results[2][2]
+    peft_tps, peft_gb = results[3][1], results[3][2]
     lines = [
         "## LoRA training: stylevn vs PEFT",
         "",
