@@ -1,9 +1,12 @@
 //! `stylevn db init`: builds the SQLite store the tools query from the shipped
-//! CSV and Markdown files (see `stylevn::data::db`).
+//! CSV and Markdown files (see `stylevn::data::db`). `stylevn db call`: runs one of
+//! the assistant's tools against it and prints the result the model would read.
 
 use std::path::PathBuf;
 
-use stylevn::data::db::init_db;
+use anyhow::Context;
+use stylevn::data::db::{init_db, open_db};
+use stylevn::data::tools::ToolBox;
 
 /// Flags of `stylevn db`.
 #[derive(clap::Args, Debug)]
@@ -28,6 +31,20 @@ enum DbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run one of the assistant's tools against the store and print its result: the
+    /// JSON a tool message carries to the model (as `synth` and `serve` write it).
+    #[command(after_help = "Example:\n  stylevn db call get_order_status '{\"order_id\": \"DH251661\"}'")]
+    Call {
+        /// Tool name (get_order_status, get_stock, search_products, get_promotions,
+        /// get_size_chart, get_policy).
+        tool: String,
+        /// Arguments, a JSON object as the model writes them.
+        #[arg(default_value = "{}")]
+        arguments: String,
+        /// Store database (from `stylevn db init`).
+        #[arg(long, value_name = "FILE", default_value = "data/stylevn.db")]
+        db: PathBuf,
+    },
 }
 
 /// Runs `stylevn db`.
@@ -50,6 +67,14 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
                     s.policies
                 );
             }
+            Ok(())
+        }
+        DbCommand::Call { tool, arguments, db } => {
+            let args: serde_json::Value = serde_json::from_str(&arguments)
+                .with_context(|| format!("arguments of {tool}: not JSON: {arguments}"))?;
+            anyhow::ensure!(args.is_object(), "arguments of {tool}: expected a JSON object, got {arguments}");
+            let tools = ToolBox::at_store_date(open_db(&db)?)?;
+            println!("{}", tools.call(&tool, &args)?);
             Ok(())
         }
     }

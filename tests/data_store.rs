@@ -72,6 +72,40 @@ fn db_init_cli_builds_the_schema_from_the_shipped_files() {
     }
 }
 
+/// `stylevn db call` prints the tool's JSON result on one line, as a tool message
+/// carries it: the order's own row, without the phone or the details it guards;
+/// an unknown tool or arguments that are not an object fail, saying why.
+#[test]
+fn db_call_cli_prints_the_tools_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = built_db(tmp.path());
+    let order = load_store(&Connection::open(&db).unwrap()).unwrap().orders.swap_remove(0);
+    let call = |tool: &str, args: &str| {
+        Command::new(env!("CARGO_BIN_EXE_stylevn"))
+            .args(["db", "call", "--db", db.to_str().unwrap(), tool, args])
+            .output()
+            .unwrap()
+    };
+    let out = call("get_order_status", &json!({"order_id": order.order_id.to_lowercase()}).to_string());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let result: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(result["found"], true);
+    assert_eq!(result["order_id"], order.order_id.as_str());
+    assert_eq!(result["status"], order.status.as_str());
+    assert_eq!(result["eta"], order.eta.as_str());
+    assert_eq!(result["details"], DETAILS_NEED);
+    assert!(!text.contains(&order.customer_phone) && result.get("tracking_code").is_none(), "{text}");
+
+    let out = call("get_weather", "{}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("unknown tool") && err.contains("get_stock"), "{err}");
+    let out = call("get_stock", "[\"AO001\"]");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("expected a JSON object"), "{err}");
+}
+
 #[test]
 fn store_is_referentially_intact_and_consistent() {
     let tmp = tempfile::tempdir().unwrap();
