@@ -3,18 +3,24 @@
 
 Customer questions are hand-written phrasings (formal, casual, no diacritics, typos,
 teen code), kept apart from `stylevn synth`'s templates; every fact in a reference
-answer, must_include and context comes from data/. Re-run after data/ changes:
-  python3 evals/build_golden.py
+answer, must_include and context comes from data/. A case sees what the served
+assistant would: contexts are the index's documents (products, policy sections, as
+`embed-catalog` writes them and `serve` retrieves them), and tool results are the
+store's tools' own answers (`stylevn db call`). Re-run after data/ changes:
+  cargo build --release && target/release/stylevn db init && python3 evals/build_golden.py
 """
 import csv
 import json
 import os
 import random
 import re
+import subprocess
 import unicodedata
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 DATA = os.path.join(ROOT, "data")
+STYLEVN = os.environ.get("STYLEVN", os.path.join(ROOT, "target", "release", "stylevn"))
+DB = os.path.join(DATA, "stylevn.db")
 rng = random.Random(9)
 STATUSES = ["Đang chuẩn bị", "Đang giao", "Đã giao", "Đã hủy", "Đang hoàn trả"]
 
@@ -29,12 +35,61 @@ def policy(name):
         return f.read()
 
 
-def paragraph(text, needle):
-    """The policy line holding `needle` (the grounding context)."""
+def policy_documents(text):
+    """The index documents of a policy file: its Markdown sections (heading trail as
+    title), cut into chunks of 160 words overlapping by 32, each `title. chunk`
+    (`split_markdown` and `policy_documents` in src/rag; tests/eval_golden.rs checks
+    they agree)."""
+    docs, trail, body, in_fence = [], [], [], False
+
+    def flush():
+        words = "\n".join(body).split()
+        body.clear()
+        if not words:
+            return
+        title = " > ".join(h for _, h in trail)
+        starts = range(0, max(len(words) - 32, 1), 128) if len(words) > 160 else [0]
+        docs.extend(f"{title}. {' '.join(words[i:i + 160])}" for i in starts)
+
     for line in text.splitlines():
-        if needle in line:
-            return line.strip("-# *").replace("**", "").strip()
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+        level = len(line) - len(line.lstrip("#"))
+        if not in_fence and 1 <= level <= 6 and line[level:].startswith(" "):
+            flush()
+            trail = [(l, h) for l, h in trail if l < level]
+            trail.append((level, line[level:].strip().rstrip("#").strip()))
+        else:
+            body.append(line)
+    flush()
+    return docs
+
+
+def paragraph(text, needle):
+    """The index document of a policy that holds `needle` (the grounding context)."""
+    for doc in policy_documents(text):
+        if needle in doc:
+            return doc
     raise SystemExit(f"policy text lacks {needle!r}: update build_golden.py")
+
+
+def tool(name, args):
+    """The store's answer to a tool call, as the tool message carries it."""
+    if not os.path.exists(DB):
+        raise SystemExit(f"{DB} is missing: run `{STYLEVN} db init` first")
+    out = subprocess.run([STYLEVN, "db", "call", "--db", DB, name, json.dumps(args, ensure_ascii=False)],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def with_result(question, name, args):
+    """The question, the assistant's call of `name` with `args`, and the store's result."""
+    arguments = json.dumps(args, ensure_ascii=False)
+    return question + [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
+            "name": name, "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": tool(name, args)},
+    ]
 
 
 def strip_accents(s):
@@ -110,13 +165,7 @@ for k, o in enumerate(picked[:30]):
     add("order_status", user(q), tool={"name": "get_order_status", "arguments": {"order_id": o["order_id"]}}, tags=tags)
 for k, o in enumerate(picked[30:]):
     q, tags = vary(rng.choice(ASK_ORDER).format(id=o["order_id"]), k)
-    result = {"order_id": o["order_id"], "status": o["status"], "eta": o["eta"], "carrier": o["carrier"],
-              "tracking_code": o["tracking_code"]}
-    msgs = user(q) + [
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
-            "name": "get_order_status", "arguments": json.dumps({"order_id": o["order_id"]})}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": json.dumps(result, ensure_ascii=False)},
-    ]
+    msgs = with_result(user(q), "get_order_status", {"order_id": o["order_id"]})
     status = o["status"].lower()
     if o["status"] in ("Đang giao", "Đang chuẩn bị"):
         ref = f"Dạ, đơn {o['order_id']} của anh/chị {status}, dự kiến giao ngày {dmy(o['eta'])} qua {o['carrier']} ạ."
@@ -142,12 +191,7 @@ for k, s in enumerate(stock_rows):
     if k < 18:
         add("stock", user(q), tool={"name": "get_stock", "arguments": {"sku": s["sku"], "size": s["size"], "color": s["color"]}}, tags=tags)
         continue
-    result = {"sku": s["sku"], "name": p["name"], "size": s["size"], "color": s["color"], "qty": int(s["qty"])}
-    msgs = user(q) + [
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
-            "name": "get_stock", "arguments": json.dumps({"sku": s["sku"], "size": s["size"], "color": s["color"]}, ensure_ascii=False)}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": json.dumps(result, ensure_ascii=False)},
-    ]
+    msgs = with_result(user(q), "get_stock", {"sku": s["sku"], "size": s["size"], "color": s["color"]})
     if int(s["qty"]) > 0:
         ref = f"Dạ, {p['name']} size {s['size']} màu {s['color']} hiện còn {s['qty']} sản phẩm ạ."
         inc, exc = [s["qty"]], ["hết hàng"]
@@ -186,9 +230,19 @@ ASK_PROMO = ["Mã {code} dùng cho đơn bao nhiêu ạ?", "ma {code} giam bao n
 for k in range(16):
     p = promos[k % len(promos)]
     q, tags = vary(rng.choice(ASK_PROMO).format(code=p["code"]), k)
-    ctx = f"Mã {p['code']}: {p['description']}; giảm {p['discount_pct']}%, đơn tối thiểu {vnd(p['min_order_vnd'])}, hiệu lực {p['valid_from']} đến {p['valid_to']}."
-    ref = f"Dạ, mã {p['code']} giảm {p['discount_pct']}% cho đơn từ {vnd(p['min_order_vnd'])}, áp dụng từ {dmy(p['valid_from'])} đến {dmy(p['valid_to'])} ạ."
-    add("promotion", user(q), ref, [f"{p['discount_pct']}%", vnd(p["min_order_vnd"])], contexts=[ctx], tags=tags)
+    # The index holds no promotions: the served assistant asks the store.
+    msgs = with_result(user(q), "get_promotions", {"code": p["code"]})
+    state = json.loads(msgs[-1]["content"])["promotion"]["state"]
+    if state == "đang áp dụng":
+        ref = f"Dạ, mã {p['code']} đang áp dụng, giảm {p['discount_pct']}% cho đơn từ {vnd(p['min_order_vnd'])}, đến hết {dmy(p['valid_to'])} ạ."
+        inc = [f"{p['discount_pct']}%", vnd(p["min_order_vnd"])]
+    elif state == "đã hết hạn":
+        ref = f"Dạ em xin lỗi, mã {p['code']} đã hết hạn từ ngày {dmy(p['valid_to'])} rồi ạ."
+        inc = ["hết hạn"]
+    else:
+        ref = f"Dạ mã {p['code']} chưa bắt đầu ạ, mã áp dụng từ ngày {dmy(p['valid_from'])} đến {dmy(p['valid_to'])} ạ."
+        inc = [dmy(p["valid_from"])]
+    add("promotion", msgs, ref, inc, tags=["multi_turn", "tool_result"] + tags)
 for k, total in enumerate([250000, 450000, 800000, 1600000]):
     q = ["Đơn {t} thì dùng được mã nào shop?", "mua {t} co ma giam gia nao k", "Em định mua khoảng {t}, có khuyến mãi gì không ạ?", "Đơn {t} có mã nào không shop"][k].format(t=vnd(total))
     add("promotion", user(q), tool={"name": "get_promotions", "arguments": {"order_total_vnd": total}}, tags=[])
@@ -204,9 +258,11 @@ for k, s in enumerate(rng.sample(size_rows, 20)):
     if k < 8:
         add("size", user(q), tool={"name": "get_size_chart", "arguments": {"category": s["category"], "height_cm": h, "weight_kg": w}}, tags=tags)
         continue
-    ctx = f"Bảng size {s['category']}: size {s['size']} cho chiều cao {s['height_cm']} cm, cân nặng {s['weight_kg']} kg."
-    ref = f"Dạ, với chiều cao {h}cm và cân nặng {w}kg, anh/chị mặc {s['category']} size {s['size']} là vừa ạ."
-    add("size", user(q), ref, [f"size {s['size']}"], contexts=[ctx], tags=tags)
+    # The index holds no size charts: the served assistant asks the store.
+    msgs = with_result(user(q), "get_size_chart", {"category": s["category"], "height_cm": h, "weight_kg": w})
+    rec = json.loads(msgs[-1]["content"])["recommended_size"]
+    ref = f"Dạ, với chiều cao {h}cm và cân nặng {w}kg, anh/chị mặc {s['category']} size {rec} là vừa ạ."
+    add("size", msgs, ref, [f"size {rec}"], tags=["multi_turn", "tool_result"] + tags)
 
 # --- policies -------------------------------------------------------------------------------
 P = {n: policy(n) for n in ["doi-tra.md", "van-chuyen.md", "thanh-toan.md", "bao-hanh.md", "lien-he.md", "bao-mat.md"]}

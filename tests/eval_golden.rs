@@ -103,23 +103,66 @@ fn offered_tools_are_the_stores_and_expected_calls_fit_them() {
     }
 }
 
-/// A product case's context is the product's document exactly as `embed-catalog`
-/// indexes it (and `serve` retrieves it), so a bare model evaluated with the golden
-/// contexts sees what the served assistant would.
+/// Every context is a document exactly as `embed-catalog` indexes it (and `serve`
+/// retrieves it): a product's text or a policy section's, so a bare model evaluated
+/// with the golden contexts sees what the served assistant would. Product and policy
+/// questions come with their documents; size charts and promotions are not indexed,
+/// so those cases carry the store's tool results instead.
 #[test]
-fn product_contexts_are_the_index_documents() {
-    use stylevn::rag::chunk::{product_documents, ChunkOptions};
-    use stylevn::rag::ingest::{read_catalog, ColumnMap};
+fn contexts_are_the_index_documents() {
+    use stylevn::rag::chunk::{policy_documents, product_documents, ChunkOptions};
+    use stylevn::rag::ingest::{read_catalog, split_markdown, ColumnMap};
+    let opts = ChunkOptions::default();
     let catalog = read_catalog(&root().join("data/catalog.csv"), &ColumnMap::default()).unwrap();
-    let documents: BTreeSet<String> =
-        catalog.products.iter().flat_map(|p| product_documents(p, &ChunkOptions::default())).map(|d| d.text).collect();
+    let mut documents: BTreeSet<String> =
+        catalog.products.iter().flat_map(|p| product_documents(p, &opts)).map(|d| d.text).collect();
+    let mut policies = Vec::new();
+    files_under(&root().join("data/policies"), &mut policies);
+    for path in policies {
+        let text = std::fs::read_to_string(&path).unwrap();
+        documents.extend(split_markdown(&path, &text).iter().flat_map(|s| policy_documents(s, &opts)).map(|d| d.text));
+    }
     let cases = load_golden(&root().join("evals/golden.jsonl")).unwrap();
-    let products: Vec<_> = cases.iter().filter(|c| c.intent == "product").collect();
-    assert!(products.len() >= 20);
-    for c in products {
-        assert!(!c.contexts.is_empty(), "{}: no context", c.id);
+    let mut with_context = BTreeMap::new();
+    for c in &cases {
         for ctx in &c.contexts {
             assert!(documents.contains(ctx), "{}: context {ctx:?} is not an index document", c.id);
         }
+        *with_context.entry(c.intent.as_str()).or_insert(0) += !c.contexts.is_empty() as usize;
     }
+    assert_eq!(with_context["product"], 22, "{with_context:?}");
+    assert_eq!(with_context["policy"], 37, "{with_context:?}");
+    assert_eq!(with_context["size"] + with_context["promotion"], 0, "{with_context:?}");
+}
+
+/// Every tool message is what the store's tool answers to the call before it, on the
+/// database built from `data/` (as `synth` writes tool turns and the assistant serves
+/// them), so a follow-up case tests reading the tools' real output.
+#[test]
+fn tool_results_are_the_store_tools_answers() {
+    use stylevn::data::db::{init_db, open_db};
+    use stylevn::data::tools::ToolBox;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    init_db(&root().join("data"), &db).unwrap();
+    let tools = ToolBox::at_store_date(open_db(&db).unwrap()).unwrap();
+    let mut checked = BTreeMap::new();
+    for c in load_golden(&root().join("evals/golden.jsonl")).unwrap() {
+        for (i, m) in c.messages.iter().enumerate().filter(|(_, m)| m["role"] == "tool") {
+            let id = &m["tool_call_id"];
+            let call = c.messages[..i]
+                .iter()
+                .flat_map(|a| a["tool_calls"].as_array().into_iter().flatten())
+                .find(|t| &t["id"] == id)
+                .unwrap_or_else(|| panic!("{}: no call {id} before its result", c.id));
+            let name = call["function"]["name"].as_str().unwrap();
+            let args: serde_json::Value =
+                serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+            let want = tools.call(name, &args).unwrap().to_string();
+            assert_eq!(m["content"].as_str(), Some(want.as_str()), "{}: result of {name}({args})", c.id);
+            *checked.entry(name.to_string()).or_insert(0) += 1;
+        }
+    }
+    let names: Vec<&str> = checked.keys().map(String::as_str).collect();
+    assert_eq!(names, ["get_order_status", "get_promotions", "get_size_chart", "get_stock"], "{checked:?}");
 }
