@@ -75,6 +75,8 @@ def paragraph(text, needle):
 
 def tool(name, args):
     """The store's answer to a tool call, as the tool message carries it."""
+    if not os.path.exists(STYLEVN):
+        raise SystemExit(f"{STYLEVN} is missing: run `cargo build --release` (or set STYLEVN) first")
     if not os.path.exists(DB):
         raise SystemExit(f"{DB} is missing: run `{STYLEVN} db init` first")
     out = subprocess.run([STYLEVN, "db", "call", "--db", DB, name, json.dumps(args, ensure_ascii=False)],
