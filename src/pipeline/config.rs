@@ -51,7 +51,7 @@ impl Default for PipelineConfig {
             catalog_config: "configs/catalog.toml".into(),
             eval_config: "configs/eval.toml".into(),
             eval_limit: 40,
-            eval_max_tokens: 160,
+            eval_max_tokens: 96,
             host: "127.0.0.1".into(),
             port: 8000,
             server_start_timeout_s: 300,
