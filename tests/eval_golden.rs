@@ -111,17 +111,13 @@ fn offered_tools_are_the_stores_and_expected_calls_fit_them() {
 #[test]
 fn contexts_are_the_index_documents() {
     use stylevn::rag::chunk::{policy_documents, product_documents, ChunkOptions};
-    use stylevn::rag::ingest::{read_catalog, split_markdown, ColumnMap};
+    use stylevn::rag::ingest::{read_catalog, read_policies, ColumnMap};
     let opts = ChunkOptions::default();
     let catalog = read_catalog(&root().join("data/catalog.csv"), &ColumnMap::default()).unwrap();
     let mut documents: BTreeSet<String> =
         catalog.products.iter().flat_map(|p| product_documents(p, &opts)).map(|d| d.text).collect();
-    let mut policies = Vec::new();
-    files_under(&root().join("data/policies"), &mut policies);
-    for path in policies {
-        let text = std::fs::read_to_string(&path).unwrap();
-        documents.extend(split_markdown(&path, &text).iter().flat_map(|s| policy_documents(s, &opts)).map(|d| d.text));
-    }
+    let policies = read_policies(&root().join("data/policies")).unwrap();
+    documents.extend(policies.iter().flat_map(|s| policy_documents(s, &opts)).map(|d| d.text));
     let cases = load_golden(&root().join("evals/golden.jsonl")).unwrap();
     let mut with_context = BTreeMap::new();
     for c in &cases {
