@@ -58,6 +58,10 @@ pub struct Args {
     /// rsLoRA scaling (alpha / sqrt(r)).
     #[arg(long)]
     use_rslora: Option<bool>,
+    /// Decoder layers to adapt, a comma list (PEFT's layers_to_transform); the backward
+    /// pass stops at the lowest. Empty config value: every layer.
+    #[arg(long, value_delimiter = ',')]
+    layers_to_transform: Option<Vec<usize>>,
     /// Peak learning rate.
     #[arg(long)]
     lr: Option<f64>,
@@ -129,6 +133,7 @@ fn resolve(args: &Args) -> anyhow::Result<TrainConfig> {
         lora_dropout,
         target_modules,
         use_rslora,
+        layers_to_transform,
         lr,
         warmup_ratio,
         weight_decay,

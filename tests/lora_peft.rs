@@ -19,8 +19,14 @@ fn tiny() -> (tempfile::TempDir, Transformer) {
 
 /// An adapter with non-zero B (a trained-looking update) on every linear layer.
 fn trained_adapter(model: &mut Transformer) -> LoraAdapter {
-    let config =
-        LoraConfig { r: 4, alpha: 8.0, dropout: 0.05, target_modules: vec!["all-linear".into()], use_rslora: false };
+    let config = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.05,
+        target_modules: vec!["all-linear".into()],
+        use_rslora: false,
+        layers_to_transform: vec![],
+    };
     let adapter = attach(model, &config, 1234).unwrap();
     for (key, var) in adapter.vars() {
         if key.ends_with("lora_B.weight") {

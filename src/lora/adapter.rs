@@ -51,17 +51,25 @@ impl Projection for Detached {
     }
 }
 
-/// Wraps the projections `config` selects with fresh PEFT-initialised adapters
-/// (`A` seeded by `seed` and the module name).
+/// Wraps the projections `config` selects (modules, and layers when
+/// `layers_to_transform` is set) with fresh PEFT-initialised adapters (`A` seeded by
+/// `seed` and the module name).
 pub fn attach(model: &mut Transformer, config: &LoraConfig, seed: u64) -> Result<LoraAdapter> {
     let targets = config.targets()?;
     if config.r == 0 {
         return Err(Error::msg("LoRA rank r must be at least 1"));
     }
+    if let Some(&layer) = config.layers_to_transform.iter().find(|&&l| l >= model.layers.len()) {
+        return Err(Error::msg(format!(
+            "layers_to_transform names layer {layer}, but the model has {} (0-{})",
+            model.layers.len(),
+            model.layers.len() - 1
+        )));
+    }
     let dropout = Arc::new(DropoutState::default());
     let mut modules = Vec::new();
     for (id, (name, slot)) in model.projections_mut().into_iter().enumerate() {
-        if !targets.iter().any(|t| name.ends_with(&format!(".{t}"))) {
+        if !targets.iter().any(|t| name.ends_with(&format!(".{t}"))) || !config.adapts_layer(layer_of(&name)?) {
             continue;
         }
         let base = std::mem::replace(slot, Box::new(Detached));
@@ -70,6 +78,15 @@ pub fn attach(model: &mut Transformer, config: &LoraConfig, seed: u64) -> Result
         *slot = Box::new(layer);
     }
     Ok(LoraAdapter { config: config.clone(), modules, dropout })
+}
+
+/// The decoder layer index of a module name `model.layers.{i}.…`.
+fn layer_of(module: &str) -> Result<usize> {
+    module
+        .strip_prefix("model.layers.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|i| i.parse().ok())
+        .ok_or_else(|| Error::msg(format!("module `{module}` is not under model.layers.N")))
 }
 
 /// Attaches the PEFT adapter in `dir` (config and weights) to `model`.

@@ -23,6 +23,9 @@ pub struct LoraConfig {
     pub target_modules: Vec<String>,
     /// rsLoRA scaling.
     pub use_rslora: bool,
+    /// Decoder layers that get adapters (PEFT's `layers_to_transform`); empty: every layer.
+    #[serde(default)]
+    pub layers_to_transform: Vec<usize>,
 }
 
 impl LoraConfig {
@@ -51,6 +54,16 @@ impl LoraConfig {
         Ok(PROJECTION_NAMES.iter().copied().filter(|p| self.target_modules.iter().any(|t| t == p)).collect())
     }
 
+    /// Whether decoder layer `layer` gets adapters.
+    pub fn adapts_layer(&self, layer: usize) -> bool {
+        self.layers_to_transform.is_empty() || self.layers_to_transform.contains(&layer)
+    }
+
+    /// The lowest decoder layer with adapters: the backward pass stops there.
+    pub fn lowest_layer(&self) -> usize {
+        self.layers_to_transform.iter().copied().min().unwrap_or(0)
+    }
+
     /// PEFT's `adapter_config.json` for this adapter on `base_model`.
     pub fn peft_json(&self, base_model: &str) -> Result<String> {
         let targets = self.targets()?;
@@ -73,6 +86,11 @@ impl LoraConfig {
             ("use_dora", json!(false)),
             ("use_rslora", json!(self.use_rslora)),
         ];
+        if !self.layers_to_transform.is_empty() {
+            // PEFT finds the index after `model.layers.` itself when layers_pattern is null.
+            fields.push(("layers_pattern", json!(null)));
+            fields.push(("layers_to_transform", json!(self.layers_to_transform)));
+        }
         fields.sort_by(|a, b| a.0.cmp(b.0));
         let map: serde_json::Map<String, serde_json::Value> =
             fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -99,12 +117,75 @@ impl LoraConfig {
             serde_json::Value::String(s) => vec![s.clone()],
             _ => return Err(bad("target_modules", "expected a list")),
         };
+        let layers = match &v["layers_to_transform"] {
+            serde_json::Value::Null => Vec::new(),
+            serde_json::Value::Number(n) => {
+                vec![n.as_u64().ok_or_else(|| bad("layers_to_transform", "expected a layer index"))? as usize]
+            }
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| {
+                    x.as_u64().map(|i| i as usize).ok_or_else(|| bad("layers_to_transform", "expected layer indexes"))
+                })
+                .collect::<Result<_>>()?,
+            _ => return Err(bad("layers_to_transform", "expected null, an index or a list of indexes")),
+        };
         Ok(LoraConfig {
+            layers_to_transform: layers,
             r: v["r"].as_u64().ok_or_else(|| bad("r", "expected an integer"))? as usize,
             alpha: v["lora_alpha"].as_f64().ok_or_else(|| bad("lora_alpha", "expected a number"))?,
             dropout: v["lora_dropout"].as_f64().unwrap_or(0.0) as f32,
             target_modules: targets,
             use_rslora: v["use_rslora"].as_bool().unwrap_or(false),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(layers: Vec<usize>) -> LoraConfig {
+        LoraConfig {
+            r: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            target_modules: vec!["all-linear".into()],
+            use_rslora: false,
+            layers_to_transform: layers,
+        }
+    }
+
+    fn read(json: &str) -> Result<LoraConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adapter_config.json");
+        std::fs::write(&path, json).unwrap();
+        LoraConfig::from_peft_file(&path)
+    }
+
+    /// PEFT's `layers_to_transform` (with `layers_pattern` null, as PEFT writes it) round
+    /// trips; PEFT's single-index form reads as a list; an adapter on every layer
+    /// writes neither key, so its file is the same as before the field existed.
+    #[test]
+    fn layers_to_transform_round_trips_in_peft_form() {
+        let top = config(vec![22, 23]);
+        let json = top.peft_json("base").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["layers_to_transform"], json!([22, 23]));
+        assert!(v.as_object().unwrap().contains_key("layers_pattern") && v["layers_pattern"].is_null());
+        let mut back = read(&json).unwrap();
+        back.target_modules = top.target_modules.clone();
+        assert_eq!(back, top);
+        assert_eq!((top.adapts_layer(21), top.adapts_layer(22), top.lowest_layer()), (false, true, 22));
+
+        let all = config(vec![]);
+        let json = all.peft_json("base").unwrap();
+        assert!(!json.contains("layers_to_transform") && !json.contains("layers_pattern"));
+        assert_eq!((all.adapts_layer(0), all.lowest_layer()), (true, 0));
+
+        let one = json.replacen('{', "{\n  \"layers_to_transform\": 5,", 1);
+        assert_eq!(read(&one).unwrap().layers_to_transform, vec![5]);
+        let bad = json.replacen('{', "{\n  \"layers_to_transform\": \"top\",", 1);
+        assert!(read(&bad).unwrap_err().to_string().contains("layers_to_transform"));
     }
 }

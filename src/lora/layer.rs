@@ -155,7 +155,14 @@ mod tests {
     fn layer(dropout: f32) -> LoraLinear {
         let w: Vec<f32> = uniform("base", 6 * 10).into_iter().map(|u| u * 0.3).collect();
         let base = DenseLinear::new(Tensor::from_vec(w, (6, 10), &Device::Cpu).unwrap(), None);
-        let config = LoraConfig { r: 3, alpha: 6.0, dropout, target_modules: vec![], use_rslora: false };
+        let config = LoraConfig {
+            r: 3,
+            alpha: 6.0,
+            dropout,
+            target_modules: vec![],
+            use_rslora: false,
+            layers_to_transform: vec![],
+        };
         let l = LoraLinear::new(Box::new(base), "t", &config, 7, 1, Arc::default()).unwrap();
         let b: Vec<f32> = uniform("b", 18).into_iter().map(|u| u * 0.5).collect();
         l.b.set(&Tensor::from_vec(b, (6, 3), &Device::Cpu).unwrap()).unwrap();
@@ -192,7 +199,14 @@ mod tests {
     #[test]
     fn peft_init_bounds_a_and_zeroes_b() {
         let base = DenseLinear::new(Tensor::zeros((5, 16), candle_core::DType::F32, &Device::Cpu).unwrap(), None);
-        let config = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, target_modules: vec![], use_rslora: false };
+        let config = LoraConfig {
+            r: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            target_modules: vec![],
+            use_rslora: false,
+            layers_to_transform: vec![],
+        };
         let l = LoraLinear::new(Box::new(base), "q", &config, 1, 0, Arc::default()).unwrap();
         let a = l.a.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(a.iter().all(|v| v.abs() <= 0.25) && a.iter().any(|v| v.abs() > 0.2));

@@ -35,6 +35,10 @@ pub struct TrainConfig {
     pub target_modules: Vec<String>,
     /// rsLoRA scaling.
     pub use_rslora: bool,
+    /// Decoder layers to adapt (PEFT's `layers_to_transform`, same adapter format);
+    /// empty: every layer. Adapting only the top layers lets the backward pass stop
+    /// below them: layers underneath run forward only.
+    pub layers_to_transform: Vec<usize>,
     /// Peak learning rate.
     pub lr: f64,
     /// Schedule after warmup.
@@ -89,6 +93,7 @@ impl Default for TrainConfig {
             lora_dropout: 0.05,
             target_modules: vec!["all-linear".into()],
             use_rslora: false,
+            layers_to_transform: Vec::new(),
             lr: 2e-4,
             schedule: ScheduleKind::Constant,
             warmup_ratio: 0.03,

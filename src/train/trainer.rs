@@ -138,8 +138,10 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
         dropout: cfg.lora_dropout,
         target_modules: cfg.target_modules.clone(),
         use_rslora: cfg.use_rslora,
+        layers_to_transform: cfg.layers_to_transform.clone(),
     };
     let adapter = attach(&mut model, &lora, cfg.seed)?;
+    let lowest = lora.lowest_layer();
     let vars: Vec<_> = adapter.vars().into_iter().map(|(_, v)| v).collect();
     let params = AdamWParams { beta2: cfg.adam_beta2, weight_decay: cfg.weight_decay, ..Default::default() };
     let mut opt = AdamW::new(vars.clone(), params)?;
@@ -219,7 +221,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
                 .set_key(cfg.seed ^ (state.step * cfg.grad_accum as u64 + a as u64).wrapping_mul(0x2545_f491));
             let examples: Vec<&Example> = batch.iter().map(|&i| &train_set[i]).collect();
             let scale = 1.0 / targets as f64;
-            loss_sum += backward_pass(&model, &examples, scale, cfg.gradient_checkpointing, &mut step_grads)?;
+            loss_sum += backward_pass(&model, &examples, scale, cfg.gradient_checkpointing, lowest, &mut step_grads)?;
             tokens += examples.iter().map(|e| e.input_ids.len()).sum::<usize>();
         }
         adapter.dropout.set_training(false);
@@ -377,7 +379,9 @@ fn layout(examples: &[&Example]) -> Layout {
 
 /// Forward and backward of `scale * NLL(examples)` through the hand-written layer
 /// backward ([`Transformer::layer_backward`]); only the LM head runs on autograd.
-/// With `checkpointing`, the forward keeps only each layer's input and the backward
+/// Layers below `lowest` (the lowest with adapters) hold nothing to train: they run
+/// forward only, keep no activations, and the backward stops above them. With
+/// `checkpointing`, the forward keeps only each layer's input and the backward
 /// recomputes the layer from it, so activation memory is one layer's, not the
 /// model's. Adds the low-rank gradients into `grads`; returns the scaled loss.
 fn backward_pass(
@@ -385,28 +389,32 @@ fn backward_pass(
     examples: &[&Example],
     scale: f64,
     checkpointing: bool,
+    lowest: usize,
     grads: &mut ParamGrads,
 ) -> Result<f64> {
     let l = layout(examples);
     let packing = l.packing(model)?;
-    let mut saved = Vec::with_capacity(model.layers.len());
-    let mut inputs = Vec::with_capacity(model.layers.len());
+    let n_layers = model.layers.len();
+    let mut saved = Vec::with_capacity(n_layers - lowest);
+    let mut inputs = Vec::with_capacity(n_layers - lowest);
     let mut x = model.embed(&l.tokens)?;
-    for li in 0..model.layers.len() {
+    for li in 0..n_layers {
         let (next, acts) = model.layer_forward_saving(li, &x, &packing)?;
-        if checkpointing {
-            inputs.push(x);
-        } else {
-            saved.push(acts);
+        if li >= lowest {
+            if checkpointing {
+                inputs.push(x);
+            } else {
+                saved.push(acts);
+            }
         }
         x = next;
     }
     let (nll, grad) = model.head_nll(&x, &l.rows, &l.targets, Some(scale))?;
     let mut grad = grad.ok_or_else(|| Error::msg("no gradient reached the last layer"))?;
-    for li in (0..model.layers.len()).rev() {
+    for li in (lowest..n_layers).rev() {
         let acts = match saved.pop() {
             Some(acts) => acts,
-            None => model.layer_forward_saving(li, &inputs[li], &packing)?.1,
+            None => model.layer_forward_saving(li, &inputs[li - lowest], &packing)?.1,
         };
         grad = model.layer_backward(li, &acts, &packing, &grad, grads)?;
     }
@@ -487,7 +495,7 @@ mod tests {
     use crate::model::precision::bf16_supported;
     use crate::model::tiny::{uniform, TINY_MODELS};
     use crate::model::Mode;
-    use candle_core::{Var, D};
+    use candle_core::D;
 
     /// Summed NLL of the targets from the last hidden states: only the target rows go
     /// through the LM head (differentiable ops, for the autograd reference).
@@ -513,43 +521,51 @@ mod tests {
     }
 
     /// A tiny fixture model on `loader` with LoRA (rank 4, `dropout`) on every
-    /// projection, its variables set to non-zero values.
+    /// projection of `layers` (empty: every layer), its variables set to non-zero values.
     fn tiny_with_lora(
         fixture: usize,
         loader: &dyn LinearLoader,
         dropout: f32,
-    ) -> (tempfile::TempDir, Transformer, LoraAdapter, Vec<Var>) {
+        layers: &[usize],
+    ) -> (tempfile::TempDir, Transformer, LoraAdapter) {
         let dir = tempfile::tempdir().unwrap();
         TINY_MODELS[fixture].write_dir(dir.path()).unwrap();
         let files = ModelFiles::from_dir(dir.path()).unwrap();
         let mut model = load_transformer(&files, DType::F32, &Device::Cpu, loader).unwrap();
-        let lora =
-            LoraConfig { r: 4, alpha: 8.0, dropout, target_modules: vec!["all-linear".into()], use_rslora: false };
+        let lora = LoraConfig {
+            r: 4,
+            alpha: 8.0,
+            dropout,
+            target_modules: vec!["all-linear".into()],
+            use_rslora: false,
+            layers_to_transform: layers.to_vec(),
+        };
         let adapter = attach(&mut model, &lora, 3).unwrap();
-        let vars: Vec<Var> = adapter.vars().into_iter().map(|(_, v)| v).collect();
-        for v in &vars {
+        for (_, v) in adapter.vars() {
             let t = Tensor::from_vec(uniform(&format!("{:?}", v.dims()), v.elem_count()), v.shape(), &Device::Cpu);
             v.set(&(t.unwrap() * 0.1).unwrap()).unwrap();
         }
-        (dir, model, adapter, vars)
+        (dir, model, adapter)
     }
 
-    /// Asserts that `backward_pass` (with and without checkpointing) gives `nll` and
-    /// the gradients `store` holds for every variable, within `tol` of the largest.
+    /// Asserts that `backward_pass` (with and without checkpointing, stopping at the
+    /// adapter's lowest layer) gives `nll` and the gradients `store` holds for every
+    /// adapter variable, within `tol` of the largest.
     fn assert_backward_equals(
         model: &Transformer,
         examples: &[&Example],
         scale: f64,
         nll: &Tensor,
         store: &candle_core::backprop::GradStore,
-        vars: &[Var],
+        adapter: &LoraAdapter,
         tol: f32,
     ) {
+        let lowest = adapter.config.lowest_layer();
         for checkpointing in [false, true] {
             let mut got = ParamGrads::default();
-            let loss = backward_pass(model, examples, scale, checkpointing, &mut got).unwrap();
+            let loss = backward_pass(model, examples, scale, checkpointing, lowest, &mut got).unwrap();
             assert!((nll.to_scalar::<f32>().unwrap() as f64 - loss).abs() < 1e-4);
-            for v in vars {
+            for (_, v) in adapter.vars() {
                 let want = store.get(v.as_tensor()).unwrap();
                 let g = got.take(v.as_tensor().id()).unwrap();
                 let diff = (g - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
@@ -577,7 +593,7 @@ mod tests {
     #[test]
     fn hand_written_backward_equals_autograd() {
         for (fixture, loader, tol) in bases() {
-            let (_dir, model, adapter, vars) = tiny_with_lora(fixture, loader, 0.1);
+            let (_dir, model, adapter) = tiny_with_lora(fixture, loader, 0.1, &[]);
             let mk = |n: u32, len: u32| Example {
                 input_ids: (0..len).map(|i| (i * 7 + n) % 160).collect(),
                 label_mask: (0..len).map(|i| i >= 5).collect(),
@@ -591,7 +607,30 @@ mod tests {
             let (nll, _) = batch_nll(&model, &examples, Mode::Train).unwrap();
             let nll = (nll * 0.5).unwrap();
             let store = nll.backward().unwrap();
-            assert_backward_equals(&model, &examples, 0.5, &nll, &store, &vars, tol);
+            assert_backward_equals(&model, &examples, 0.5, &nll, &store, &adapter, tol);
+        }
+    }
+
+    /// LoRA on the top layers only (PEFT's `layers_to_transform`): the backward stops at
+    /// the lowest adapted layer and still gives autograd's gradients for every adapter,
+    /// which exist only on those layers.
+    #[test]
+    fn backward_stopping_at_the_lowest_adapted_layer_equals_autograd() {
+        for (fixture, layers) in [(0, vec![1]), (1, vec![2, 1])] {
+            let (_dir, model, adapter) = tiny_with_lora(fixture, &DenseLoader, 0.0, &layers);
+            assert_eq!(adapter.modules.len(), 7 * layers.len());
+            assert!(adapter
+                .modules
+                .iter()
+                .all(|(m, _, _)| layers.iter().any(|l| m.starts_with(&format!("model.layers.{l}.")))));
+            let e = Example {
+                input_ids: (0..12).map(|i| (i * 7 + 3) % 160).collect(),
+                label_mask: (0..12).map(|i| i >= 4).collect(),
+                source: String::new(),
+            };
+            let (nll, _) = batch_nll(&model, &[&e], Mode::Train).unwrap();
+            let store = nll.backward().unwrap();
+            assert_backward_equals(&model, &[&e], 1.0, &nll, &store, &adapter, 1e-4);
         }
     }
 
@@ -601,7 +640,7 @@ mod tests {
     #[test]
     fn shared_prefix_backward_equals_separate_examples() {
         for (fixture, loader, tol) in bases() {
-            let (_dir, model, _adapter, vars) = tiny_with_lora(fixture, loader, 0.0);
+            let (_dir, model, adapter) = tiny_with_lora(fixture, loader, 0.0, &[]);
             let mk = |n: u32, len: u32| {
                 let input_ids: Vec<u32> =
                     (0..len).map(|i| if i < 8 { i * 11 % 160 } else { (i * 7 + n) % 160 }).collect();
@@ -616,7 +655,7 @@ mod tests {
             }
             let nll = (nll * 0.25).unwrap();
             let store = nll.backward().unwrap();
-            assert_backward_equals(&model, &examples, 0.25, &nll, &store, &vars, tol);
+            assert_backward_equals(&model, &examples, 0.25, &nll, &store, &adapter, tol);
         }
     }
 
