@@ -89,7 +89,12 @@ pub struct IntentSummary {
 
 /// Aggregates `results` (a judge's counters included when one ran).
 pub fn summarize_quality(results: &[CaseResult], judge: Option<JudgeStats>) -> QualitySummary {
-    let ok: Vec<&CaseResult> = results.iter().filter(|r| r.error.is_none()).collect();
+    summarize_quality_of(&results.iter().collect::<Vec<_>>(), judge)
+}
+
+/// [`summarize_quality`] of borrowed results (a bootstrap draw, which repeats cases).
+pub fn summarize_quality_of(results: &[&CaseResult], judge: Option<JudgeStats>) -> QualitySummary {
+    let ok: Vec<&CaseResult> = results.iter().copied().filter(|r| r.error.is_none()).collect();
     let mut refusals = BinaryCounts::default();
     for r in &ok {
         refusals.add(r.refused, r.must_refuse);

@@ -8,7 +8,9 @@ use std::path::Path;
 use super::config::PipelineConfig;
 use super::runner::StageOutcome;
 use super::stages::run_dir;
+use crate::eval::bootstrap::{self, Interval, RESAMPLES};
 use crate::eval::report::headline;
+use crate::eval::CaseResult;
 use crate::Result;
 
 /// Metrics of the before/after table, in order, with their labels.
@@ -42,6 +44,40 @@ fn dir_bytes(path: &Path) -> u64 {
 
 fn read_json(path: &Path) -> Option<serde_json::Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// Intents whose first case (in the set's order) the summary shows each model's answer to.
+const EXAMPLE_INTENTS: [&str; 3] = ["order_status", "stock", "policy"];
+
+fn fmt_interval(i: Interval) -> String {
+    format!("{:.3} [{:.3}, {:.3}]", i.value, i.low, i.high)
+}
+
+/// The example cases: the first follow-up (a case whose answer restates a tool result or
+/// passages, so it has a reference) of each of [`EXAMPLE_INTENTS`], else its first case.
+fn examples(cases: &[CaseResult]) -> Vec<&CaseResult> {
+    EXAMPLE_INTENTS
+        .iter()
+        .filter_map(|intent| {
+            let of: Vec<&CaseResult> = cases.iter().filter(|c| c.intent == *intent).collect();
+            of.iter().find(|c| !c.reference.is_empty()).or(of.first()).copied()
+        })
+        .collect()
+}
+
+/// What a model said on a case, on one line: its text, or its tool calls.
+fn said(case: &CaseResult) -> String {
+    if let Some(e) = &case.error {
+        return format!("(error: {e})");
+    }
+    let text = case.answer.trim().replace('\n', " ");
+    let calls = case.tool_calls.iter().map(|c| format!("`{}({})`", c.name, c.arguments));
+    let parts: Vec<String> = (!text.is_empty()).then_some(text).into_iter().chain(calls).collect();
+    if parts.is_empty() {
+        "(empty)".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// The command that serves the pipeline's final model as the store assistant.
@@ -100,24 +136,54 @@ pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Stri
 
     let _ = writeln!(md, "\n## Golden set: base vs fine-tuned vs quantized\n");
     let which = ["base", "tuned", "quantized"];
-    let reports: Vec<_> =
-        which.iter().map(|w| read_json(&run.join("eval").join(w).join("report.json")).map(|r| headline(&r))).collect();
-    let cases = read_json(&run.join("eval").join("tuned").join("report.json"))
-        .and_then(|r| r.pointer("/quality/cases").and_then(|c| c.as_u64()));
-    if let Some(n) = cases {
+    let reports: Vec<Option<serde_json::Value>> =
+        which.iter().map(|w| read_json(&run.join("eval").join(w).join("report.json"))).collect();
+    let cases: Vec<Option<Vec<CaseResult>>> =
+        reports.iter().map(|r| r.as_ref().and_then(|r| serde_json::from_value(r.get("cases")?.clone()).ok())).collect();
+    if let Some(n) = cases[1].as_ref().map(Vec::len) {
         let _ = writeln!(
             md,
             "{n} golden cases, greedy, through `stylevn serve` and `stylevn eval`; the store's tools offered, \
-             each case's contexts before its question as retrieval would put them.\n"
+             each case's contexts before its question as retrieval would put them. Brackets: 95% bootstrap \
+             interval over cases ({RESAMPLES} resamples, seeded); the differences are paired (the same cases \
+             drawn for both models), so a difference whose interval excludes 0 is more than the luck of the \
+             draw. Hallucination rate and TTFT: lower is better.\n"
         );
     }
-    let _ = writeln!(md, "| metric | base | fine-tuned | {} |\n|---|---:|---:|---:|", cfg.quant_method.to_uppercase());
+    let quant = cfg.quant_method.to_uppercase();
+    let _ = writeln!(
+        md,
+        "| metric | base | fine-tuned | {quant} | fine-tuned - base | {quant} - fine-tuned |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let heads: Vec<_> = reports.iter().map(|r| r.as_ref().map(headline)).collect();
     for (key, label) in METRICS {
-        let cells: Vec<String> = reports
-            .iter()
-            .map(|r| r.as_ref().and_then(|h| h.get(key)).map_or("n/a".into(), |(v, _)| format!("{v:.3}")))
+        // TTFT is a distribution's percentile, not a mean over cases: no interval.
+        let resampled = key != "ttft_p95_ms";
+        let mut cells: Vec<String> = (0..3)
+            .map(|i| {
+                let ci = cases[i].as_ref().filter(|_| resampled).and_then(|c| bootstrap::interval(c, key));
+                let plain = heads[i].as_ref().and_then(|h| h.get(key)).map(|(v, _)| format!("{v:.3}"));
+                ci.map(fmt_interval).or(plain).unwrap_or_else(|| "n/a".into())
+            })
             .collect();
+        for (a, b) in [(0, 1), (1, 2)] {
+            let d = match (&cases[a], &cases[b]) {
+                (Some(x), Some(y)) if resampled => bootstrap::paired_difference(x, y, key),
+                _ => None,
+            };
+            cells.push(d.map_or("".into(), |d| format!("{:+.3} [{:+.3}, {:+.3}]", d.value, d.low, d.high)));
+        }
         let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
+    }
+    if let [Some(base), Some(tuned), Some(quantized)] = &cases[..] {
+        let _ = writeln!(md, "\n## What the models answer\n");
+        for case in examples(tuned) {
+            let answer = |set: &[CaseResult]| set.iter().find(|c| c.id == case.id).map_or("n/a".into(), said);
+            let _ = writeln!(md, "**{}** ({}): {}\n", case.id, case.intent, case.question.replace('\n', " "));
+            let _ = writeln!(md, "- base: {}", answer(base));
+            let _ = writeln!(md, "- fine-tuned: {}", answer(tuned));
+            let _ = writeln!(md, "- {quant}: {}\n", answer(quantized));
+        }
     }
 
     let _ = writeln!(md, "\n## Model sizes\n\n| model | MB on disk |\n|---|---:|");
