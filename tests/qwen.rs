@@ -135,3 +135,109 @@ fn logits_and_greedy_tokens_equal_transformers() {
         assert_eq!(out.text, chat["greedy_text"].as_str().unwrap(), "{name}: greedy text differs");
     }
 }
+
+fn stylevn(args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stylevn")).args(args).output().unwrap();
+    assert!(out.status.success(), "stylevn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn load(path: &std::path::Path, name: &str) -> candle_core::Tensor {
+    // SAFETY: the file is not modified while the test reads it.
+    let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.unwrap();
+    st.load(name, &candle_core::Device::Cpu).unwrap()
+}
+
+/// `merge` then `quantize` on the real model's shapes: an adapter on layer 23's q_proj
+/// and down_proj (896 and 4864 inputs) folds in as `W + B A alpha/r` and leaves every
+/// other tensor as it was; the RTN checkpoint keeps group 128 (both widths are
+/// multiples of it) in AutoAWQ's gemm shapes; `generate` loads and runs it.
+#[test]
+fn merge_and_quantize_fit_qwen_shapes() {
+    use candle_core::{Device, Tensor};
+    use stylevn::lora::LoraConfig;
+    let base = fetched(MODEL);
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = dir.path().join("adapter");
+    std::fs::create_dir(&adapter).unwrap();
+    let lora = LoraConfig {
+        r: 2,
+        alpha: 4.0,
+        dropout: 0.0,
+        target_modules: vec!["q_proj".into(), "down_proj".into()],
+        use_rslora: false,
+        layers_to_transform: vec![23],
+    };
+    std::fs::write(adapter.join("adapter_config.json"), lora.peft_json(base.to_str().unwrap()).unwrap()).unwrap();
+    let small = |rows: usize, cols: usize, seed: usize| {
+        let v: Vec<f32> =
+            (0..rows * cols).map(|i| (((i * 7919 + seed * 104729) % 2001) as f32 - 1000.0) * 1e-5).collect();
+        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
+    };
+    let key = |m: &str, w: &str| format!("base_model.model.model.layers.23.{m}.lora_{w}.weight");
+    let tensors = [
+        (key("self_attn.q_proj", "A"), small(2, 896, 1)),
+        (key("self_attn.q_proj", "B"), small(896, 2, 2)),
+        (key("mlp.down_proj", "A"), small(2, 4864, 3)),
+        (key("mlp.down_proj", "B"), small(896, 2, 4)),
+    ];
+    candle_core::safetensors::save(&tensors.iter().cloned().collect(), adapter.join("adapter_model.safetensors"))
+        .unwrap();
+
+    let merged = dir.path().join("merged");
+    stylevn(&[
+        "merge",
+        "--base",
+        base.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    let (base_w, merged_w) = (base.join("model.safetensors"), merged.join("model.safetensors"));
+    for (module, a, b) in [("self_attn.q_proj", 0, 1), ("mlp.down_proj", 2, 3)] {
+        let name = format!("model.layers.23.{module}.weight");
+        let want = (load(&base_w, &name) + (tensors[b].1.matmul(&tensors[a].1).unwrap() * 2.0).unwrap()).unwrap();
+        let diff =
+            (load(&merged_w, &name) - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "{name}: merged differs from W + BA*alpha/r by {diff}");
+    }
+    for name in ["model.layers.22.self_attn.q_proj.weight", "model.layers.23.self_attn.k_proj.weight", "lm_head.weight"]
+    {
+        let same =
+            load(&base_w, name).eq(&load(&merged_w, name)).unwrap().min_all().unwrap().to_scalar::<u8>().unwrap();
+        assert_eq!(same, 1, "{name} changed");
+    }
+
+    let quantized = dir.path().join("rtn");
+    stylevn(&[
+        "quantize",
+        "--method",
+        "rtn",
+        "--model",
+        merged.to_str().unwrap(),
+        "--out",
+        quantized.to_str().unwrap(),
+    ]);
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(quantized.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["quantization_config"]["group_size"], 128);
+    let q = quantized.join("model.safetensors");
+    for (name, inputs, outputs) in
+        [("self_attn.q_proj", 896, 896), ("self_attn.k_proj", 896, 128), ("mlp.down_proj", 4864, 896)]
+    {
+        let p = format!("model.layers.23.{name}");
+        assert_eq!(load(&q, &format!("{p}.qweight")).dims(), [inputs, outputs / 8], "{p}.qweight");
+        assert_eq!(load(&q, &format!("{p}.qzeros")).dims(), [inputs / 128, outputs / 8], "{p}.qzeros");
+        assert_eq!(load(&q, &format!("{p}.scales")).dims(), [inputs / 128, outputs], "{p}.scales");
+    }
+    stylevn(&[
+        "generate",
+        "--model",
+        quantized.to_str().unwrap(),
+        "--prompt",
+        "Xin chào",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "4",
+    ]);
+}
