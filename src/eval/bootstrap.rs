@@ -114,26 +114,8 @@ mod tests {
         CaseResult {
             id: format!("c{id}"),
             intent: "order".into(),
-            tags: Vec::new(),
-            question: String::new(),
-            answer: String::new(),
-            reference: String::new(),
-            tool_calls: Vec::new(),
-            error: None,
-            timing: None,
-            rouge: None,
-            chrf: None,
-            grounding: None,
-            faithfulness: None,
-            hallucinated: None,
-            refused: false,
-            must_refuse: false,
-            tool_correct: None,
-            tool_name_correct: None,
-            spurious_tool_call: false,
             must_include: Some(must_include),
-            missing: Vec::new(),
-            forbidden: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -44,7 +44,7 @@ pub struct RunOptions {
 }
 
 /// Everything measured about one case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CaseResult {
     /// The case id.
     pub id: String,
@@ -106,24 +106,9 @@ pub fn score_case(
         intent: case.intent.clone(),
         tags: case.tags.clone(),
         question: case.question(),
-        answer: String::new(),
         reference: case.reference.clone(),
-        tool_calls: Vec::new(),
-        error: None,
-        timing: None,
-        rouge: None,
-        chrf: None,
-        grounding: None,
-        faithfulness: None,
-        hallucinated: None,
-        refused: false,
         must_refuse: case.must_refuse,
-        tool_correct: None,
-        tool_name_correct: None,
-        spurious_tool_call: false,
-        must_include: None,
-        missing: Vec::new(),
-        forbidden: Vec::new(),
+        ..Default::default()
     };
     let reply = match reply {
         Ok(reply) => reply,

@@ -99,6 +99,64 @@ pub fn serve_command(cfg: &PipelineConfig) -> Vec<String> {
     ]
 }
 
+/// The golden-set section: each model's scores with 95% bootstrap intervals, the paired
+/// differences, and the example answers, from the three `runs/<name>/eval/*/report.json`.
+fn golden_section(run: &Path, quant_method: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "\n## Golden set: base vs fine-tuned vs quantized\n");
+    let which = ["base", "tuned", "quantized"];
+    let reports: Vec<Option<serde_json::Value>> =
+        which.iter().map(|w| read_json(&run.join("eval").join(w).join("report.json"))).collect();
+    let cases: Vec<Option<Vec<CaseResult>>> =
+        reports.iter().map(|r| r.as_ref().and_then(|r| serde_json::from_value(r.get("cases")?.clone()).ok())).collect();
+    if let Some(n) = cases[1].as_ref().map(Vec::len) {
+        let _ = writeln!(
+            md,
+            "{n} golden cases, greedy, through `stylevn serve` and `stylevn eval`; the store's tools offered, \
+             each case's contexts before its question as retrieval would put them. Brackets: 95% bootstrap \
+             interval over cases ({RESAMPLES} resamples, seeded); the differences are paired (the same cases \
+             drawn for both models), so a difference whose interval excludes 0 is more than the luck of the \
+             draw. Hallucination rate and TTFT: lower is better.\n"
+        );
+    }
+    let quant = quant_method.to_uppercase();
+    let _ = writeln!(
+        md,
+        "| metric | base | fine-tuned | {quant} | fine-tuned - base | {quant} - fine-tuned |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let heads: Vec<_> = reports.iter().map(|r| r.as_ref().map(headline)).collect();
+    for (key, label) in METRICS {
+        // TTFT is a distribution's percentile, not a mean over cases: no interval.
+        let resampled = key != "ttft_p95_ms";
+        let mut cells: Vec<String> = (0..3)
+            .map(|i| {
+                let ci = cases[i].as_ref().filter(|_| resampled).and_then(|c| bootstrap::interval(c, key));
+                let plain = heads[i].as_ref().and_then(|h| h.get(key)).map(|(v, _)| format!("{v:.3}"));
+                ci.map(fmt_interval).or(plain).unwrap_or_else(|| "n/a".into())
+            })
+            .collect();
+        for (a, b) in [(0, 1), (1, 2)] {
+            let d = match (&cases[a], &cases[b]) {
+                (Some(x), Some(y)) if resampled => bootstrap::paired_difference(x, y, key),
+                _ => None,
+            };
+            cells.push(d.map_or("".into(), |d| format!("{:+.3} [{:+.3}, {:+.3}]", d.value, d.low, d.high)));
+        }
+        let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
+    }
+    if let [Some(base), Some(tuned), Some(quantized)] = &cases[..] {
+        let _ = writeln!(md, "\n## What the models answer\n");
+        for case in examples(tuned) {
+            let answer = |set: &[CaseResult]| set.iter().find(|c| c.id == case.id).map_or("n/a".into(), said);
+            let _ = writeln!(md, "**{}** ({}): {}\n", case.id, case.intent, case.question.replace('\n', " "));
+            let _ = writeln!(md, "- base: {}", answer(base));
+            let _ = writeln!(md, "- fine-tuned: {}", answer(tuned));
+            let _ = writeln!(md, "- {quant}: {}\n", answer(quantized));
+        }
+    }
+    md
+}
+
 /// The summary's Markdown.
 pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> String {
     let run = run_dir(cfg);
@@ -134,57 +192,7 @@ pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Stri
         let _ = writeln!(md, "No eval loss recorded.");
     }
 
-    let _ = writeln!(md, "\n## Golden set: base vs fine-tuned vs quantized\n");
-    let which = ["base", "tuned", "quantized"];
-    let reports: Vec<Option<serde_json::Value>> =
-        which.iter().map(|w| read_json(&run.join("eval").join(w).join("report.json"))).collect();
-    let cases: Vec<Option<Vec<CaseResult>>> =
-        reports.iter().map(|r| r.as_ref().and_then(|r| serde_json::from_value(r.get("cases")?.clone()).ok())).collect();
-    if let Some(n) = cases[1].as_ref().map(Vec::len) {
-        let _ = writeln!(
-            md,
-            "{n} golden cases, greedy, through `stylevn serve` and `stylevn eval`; the store's tools offered, \
-             each case's contexts before its question as retrieval would put them. Brackets: 95% bootstrap \
-             interval over cases ({RESAMPLES} resamples, seeded); the differences are paired (the same cases \
-             drawn for both models), so a difference whose interval excludes 0 is more than the luck of the \
-             draw. Hallucination rate and TTFT: lower is better.\n"
-        );
-    }
-    let quant = cfg.quant_method.to_uppercase();
-    let _ = writeln!(
-        md,
-        "| metric | base | fine-tuned | {quant} | fine-tuned - base | {quant} - fine-tuned |\n|---|---:|---:|---:|---:|---:|"
-    );
-    let heads: Vec<_> = reports.iter().map(|r| r.as_ref().map(headline)).collect();
-    for (key, label) in METRICS {
-        // TTFT is a distribution's percentile, not a mean over cases: no interval.
-        let resampled = key != "ttft_p95_ms";
-        let mut cells: Vec<String> = (0..3)
-            .map(|i| {
-                let ci = cases[i].as_ref().filter(|_| resampled).and_then(|c| bootstrap::interval(c, key));
-                let plain = heads[i].as_ref().and_then(|h| h.get(key)).map(|(v, _)| format!("{v:.3}"));
-                ci.map(fmt_interval).or(plain).unwrap_or_else(|| "n/a".into())
-            })
-            .collect();
-        for (a, b) in [(0, 1), (1, 2)] {
-            let d = match (&cases[a], &cases[b]) {
-                (Some(x), Some(y)) if resampled => bootstrap::paired_difference(x, y, key),
-                _ => None,
-            };
-            cells.push(d.map_or("".into(), |d| format!("{:+.3} [{:+.3}, {:+.3}]", d.value, d.low, d.high)));
-        }
-        let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
-    }
-    if let [Some(base), Some(tuned), Some(quantized)] = &cases[..] {
-        let _ = writeln!(md, "\n## What the models answer\n");
-        for case in examples(tuned) {
-            let answer = |set: &[CaseResult]| set.iter().find(|c| c.id == case.id).map_or("n/a".into(), said);
-            let _ = writeln!(md, "**{}** ({}): {}\n", case.id, case.intent, case.question.replace('\n', " "));
-            let _ = writeln!(md, "- base: {}", answer(base));
-            let _ = writeln!(md, "- fine-tuned: {}", answer(tuned));
-            let _ = writeln!(md, "- {quant}: {}\n", answer(quantized));
-        }
-    }
+    md.push_str(&golden_section(&run, &cfg.quant_method));
 
     let _ = writeln!(md, "\n## Model sizes\n\n| model | MB on disk |\n|---|---:|");
     let sizes = [
@@ -205,4 +213,55 @@ pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Stri
 /// Writes the summary atomically to `runs/<name>/summary.md`.
 pub fn write_summary(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Result<()> {
     crate::atomic::write_atomic(&run_dir(cfg).join("summary.md"), summary_markdown(cfg, outcomes).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::ToolCall;
+
+    fn case(id: &str, intent: &str, answer: &str, must_include: f64) -> CaseResult {
+        CaseResult {
+            id: id.into(),
+            intent: intent.into(),
+            question: format!("question {id}"),
+            answer: answer.into(),
+            must_include: Some(must_include),
+            ..Default::default()
+        }
+    }
+
+    /// The table holds each model's value with its interval and the paired differences;
+    /// the examples show each model's answer (text or tool call) to the same case.
+    #[test]
+    fn golden_section_has_intervals_differences_and_examples() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = |answer: &str, hit: f64| -> Vec<CaseResult> {
+            (0..40)
+                .map(|i| case(&format!("stock-{i:03}"), "stock", answer, if i % 2 == 0 { hit } else { 0.0 }))
+                .collect()
+        };
+        let mut tuned = cases("Dạ còn hàng ạ.", 1.0);
+        tuned[0].answer.clear();
+        tuned[0].tool_calls = vec![ToolCall { name: "get_stock".into(), arguments: serde_json::json!({"sku": "A1"}) }];
+        for (which, set) in
+            [("base", cases("không biết", 0.0)), ("tuned", tuned), ("quantized", cases("Dạ còn ạ.", 1.0))]
+        {
+            let path = dir.path().join("eval").join(which);
+            std::fs::create_dir_all(&path).unwrap();
+            let report = serde_json::json!({"quality": {"must_include": 0.0}, "cases": set});
+            std::fs::write(path.join("report.json"), report.to_string()).unwrap();
+        }
+        let md = golden_section(dir.path(), "awq");
+        let row = md.lines().find(|l| l.starts_with("| must-include coverage")).unwrap();
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[2], "0.000 [0.000, 0.000]", "{row}");
+        assert!(cells[3].starts_with("0.500 [0.3") && cells[4].starts_with("0.500 ["), "{row}");
+        // Fine-tuned - base: +0.5 on every draw's covered half; AWQ - fine-tuned: 0 exactly.
+        assert!(cells[5].starts_with("+0.500 [+0.3"), "{row}");
+        assert_eq!(cells[6], "+0.000 [+0.000, +0.000]", "{row}");
+        assert!(md.contains("**stock-000** (stock): question stock-000"), "{md}");
+        assert!(md.contains("- fine-tuned: `get_stock({\"sku\":\"A1\"})`"), "{md}");
+        assert!(md.contains("- base: không biết") && md.contains("- AWQ: Dạ còn ạ."), "{md}");
+    }
 }
