@@ -133,7 +133,7 @@ def peft_worker(rows, steps, variant):
 
 def run_peft(rows, steps, variant):
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--peft-worker", variant, "--rows", rows,
-                          "--steps", str(steps)], check=True, capture_output=True, text=True,
+                          "--steps", str(steps), "--model", MODEL_KEY], check=True, capture_output=True, text=True,
                          env=dict(os.environ, OMP_NUM_THREADS=str(THREADS)))
     r = json.loads(out.stdout.strip().splitlines()[-1])
     return r["tokens_per_sec"], r["peak_gb"]
@@ -182,7 +182,7 @@ def main():
     lines = [
         f"## LoRA training: stylevn vs PEFT ({model_name})",
         "",
-        f"`python3 benches/compare_train.py --steps {args.steps}` on {platform.machine()}, {os.cpu_count()} cores, "
+        f"`python3 benches/compare_train.py --steps {args.steps} --model {args.model}` on {platform.machine()}, {os.cpu_count()} cores, "
         f"{THREADS} threads each, {model_name}, LoRA r {RANK} alpha {ALPHA} on all linear layers, AdamW, "
         f"batch {BATCH} x {SEQ} tokens of store chats (loss on assistant tokens), median step after the first, "
         f"load average {load:.1f} at the end, {datetime.date.today()}. CPU features: {features}; stylevn's bf16 "
