@@ -16,12 +16,20 @@ mkdir -p models/downloads
 python3 - <<'PY'
 import hashlib, os, shutil, subprocess, sys, tarfile, tomllib, zipfile
 
+_hashes = {}
+
 def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The file's sha256, computed once per content seen (keyed by size and mtime), so
+    the assembled GGUF verified above is not read again for its import stamp."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if key not in _hashes:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _hashes[key] = h.hexdigest()
+    return _hashes[key]
 
 def open_archive(archive):
     return zipfile.ZipFile(archive) if archive.endswith(".whl") else tarfile.open(archive)
