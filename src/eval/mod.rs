@@ -7,8 +7,8 @@
 //! refusals, tool calls and `must_include`. [`latency`] defines TTFT/ITL/TPOT/E2E as
 //! vLLM's benchmark_serving does. [`runner`] sends a [`golden`] set to any
 //! OpenAI-compatible endpoint through [`client`]; [`report`] aggregates, gates and
-//! compares, and [`bootstrap`] gives each score's 95% interval over cases; [`report_md`] and [`plots`] render it; [`score`] scores a predictions
-//! file offline.
+//! compares, and [`bootstrap`] gives each score's 95% interval over cases;
+//! [`report_md`] and [`plots`] render it; [`score`] scores a predictions file offline.
 
 pub mod bootstrap;
 pub mod checks;
