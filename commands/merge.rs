@@ -82,15 +82,20 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({
                 "out": args.out, "merged_modules": summary.merged_modules, "tensors": summary.tensors,
-                "files": summary.files, "bytes": summary.total_bytes, "scale": summary.scale, "seconds": secs,
+                "files": summary.files, "bytes": summary.total_bytes, "scale": summary.scale,
+                "replaced_rows": summary.replaced_rows, "seconds": secs,
             })
         );
     } else {
         println!(
-            "merged {} ({} modules, scale {}) into {}: {} tensors, {:.0} MB in {} file(s) -> {} in {:.1}s",
+            "merged {} ({} modules, scale {}{}) into {}: {} tensors, {:.0} MB in {} file(s) -> {} in {:.1}s",
             args.adapter.display(),
             summary.merged_modules,
             summary.scale,
+            match summary.replaced_rows {
+                0 => String::new(),
+                n => format!(", {n} LM-head rows"),
+            },
             args.base,
             summary.tensors,
             summary.total_bytes as f64 / 1e6,

@@ -62,6 +62,10 @@ pub struct Args {
     /// pass stops at the lowest. Empty config value: every layer.
     #[arg(long, value_delimiter = ',')]
     layers_to_transform: Option<Vec<usize>>,
+    /// Tokens whose LM-head rows are trained in full, a comma list (PEFT's
+    /// trainable_token_indices on lm_head), e.g. `<tool_call>,</tool_call>`.
+    #[arg(long, value_delimiter = ',')]
+    trainable_tokens: Option<Vec<String>>,
     /// Peak learning rate.
     #[arg(long)]
     lr: Option<f64>,
@@ -134,6 +138,7 @@ fn resolve(args: &Args) -> anyhow::Result<TrainConfig> {
         target_modules,
         use_rslora,
         layers_to_transform,
+        trainable_tokens,
         lr,
         warmup_ratio,
         weight_decay,

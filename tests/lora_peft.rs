@@ -1,6 +1,7 @@
 //! Adapters written by stylevn load in PEFT and give the same logits there as in
 //! stylevn (golden from scripts/reference/peft_reference.py, which loads the
-//! committed tests/golden/tiny-qwen2-lora with `PeftModel.from_pretrained`).
+//! committed tests/golden/tiny-qwen2-lora and tiny-qwen2-lora-rows with
+//! `PeftModel.from_pretrained`).
 
 mod common;
 
@@ -26,6 +27,7 @@ fn trained_adapter(model: &mut Transformer) -> LoraAdapter {
         target_modules: vec!["all-linear".into()],
         use_rslora: false,
         layers_to_transform: vec![],
+        trainable_token_indices: vec![],
     };
     let adapter = attach(model, &config, 1234).unwrap();
     for (key, var) in adapter.vars() {
@@ -39,6 +41,36 @@ fn trained_adapter(model: &mut Transformer) -> LoraAdapter {
 
 fn golden_dir() -> std::path::PathBuf {
     root().join("tests/golden/tiny-qwen2-lora")
+}
+
+/// LoRA on layer 1's q_proj and down_proj and trained LM-head rows for tokens 5 and
+/// 99 (PEFT's `trainable_token_indices` on `lm_head`).
+fn rows_config() -> LoraConfig {
+    LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        target_modules: vec!["q_proj".into(), "down_proj".into()],
+        use_rslora: false,
+        layers_to_transform: vec![1],
+        trainable_token_indices: vec![5, 99],
+    }
+}
+
+/// [`rows_config`] with every variable set to non-base values.
+fn adapter_with_rows(model: &mut Transformer) -> LoraAdapter {
+    let adapter = attach(model, &rows_config(), 77).unwrap();
+    for (key, var) in adapter.vars() {
+        if !key.ends_with("lora_A.weight") {
+            let v: Vec<f32> = uniform(&key, var.elem_count()).into_iter().map(|u| u * 0.2).collect();
+            var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
+        }
+    }
+    adapter
+}
+
+fn rows_golden_dir() -> std::path::PathBuf {
+    root().join("tests/golden/tiny-qwen2-lora-rows")
 }
 
 #[test]
@@ -102,4 +134,53 @@ fn mismatched_adapters_are_refused_with_the_key() {
         load_transformer(&ModelFiles::from_dir(dir.path()).unwrap(), DType::F32, &Device::Cpu, &DenseLoader).unwrap();
     let err = attach_peft(&mut other, out.path()).unwrap_err().to_string();
     assert!(err.contains("lora_") && err.contains("shape"), "{err}");
+}
+
+/// An adapter with trained LM-head rows is written byte-stably with PEFT's key and
+/// config, and gives PEFT's logits, attached in memory and loaded back.
+#[test]
+fn adapter_with_lm_head_rows_equals_peft() {
+    let (_d, mut fresh) = tiny();
+    let adapter = adapter_with_rows(&mut fresh);
+    let out = tempfile::tempdir().unwrap();
+    adapter.save_peft(out.path(), "tiny-qwen2").unwrap();
+    if std::env::var("STYLEVN_WRITE_GOLDEN").is_ok() {
+        adapter.save_peft(&rows_golden_dir(), "tiny-qwen2").unwrap();
+    }
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        let golden = std::fs::read(rows_golden_dir().join(f)).unwrap();
+        assert_eq!(std::fs::read(out.path().join(f)).unwrap(), golden, "{f}");
+    }
+    let st = candle_core::safetensors::load(out.path().join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(st["base_model.model.lm_head.token_adapter.trainable_tokens_delta"].dims(), &[2, 64]);
+    assert_eq!(st.len(), 2 * 2 + 1);
+
+    let g = golden("lora_rows_peft_logits.json");
+    let tokens = ids(&g["ids"]);
+    let want: Vec<Vec<f32>> = g["logits"].as_array().unwrap().iter().map(floats).collect();
+    let (_e, mut loaded) = tiny();
+    attach_peft(&mut loaded, &rows_golden_dir()).unwrap();
+    for model in [&fresh, &loaded] {
+        let got = model.forward(&tokens, &[tokens.len()], None, Mode::Infer, LogitsAt::All).unwrap();
+        let got = got.to_vec2::<f32>().unwrap();
+        let worst = got.iter().zip(&want).map(|(a, b)| max_abs_diff(a, b)).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "max abs diff {worst}");
+    }
+    // The rows matter: columns 5 and 99 move far more than LoRA on one layer moves the rest.
+    let (_f, base) = tiny();
+    let plain = base.forward(&tokens, &[tokens.len()], None, Mode::Infer, LogitsAt::All).unwrap();
+    let plain = plain.to_vec2::<f32>().unwrap();
+    assert!((plain[3][99] - want[3][99]).abs() > 0.1, "{} vs {}", plain[3][99], want[3][99]);
+}
+
+/// Trainable rows need an LM head of their own: a tied model is refused, naming why.
+#[test]
+fn lm_head_rows_on_a_tied_model_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    TINY_MODELS[1].write_dir(dir.path()).unwrap();
+    let mut tied =
+        load_transformer(&ModelFiles::from_dir(dir.path()).unwrap(), DType::F32, &Device::Cpu, &DenseLoader).unwrap();
+    assert!(tied.config().tie_word_embeddings);
+    let err = attach(&mut tied, &rows_config(), 1).unwrap_err().to_string();
+    assert!(err.contains("trainable_token_indices") && err.contains("ties"), "{err}");
 }

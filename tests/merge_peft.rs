@@ -93,6 +93,36 @@ fn merged_directory_is_sharded_complete_and_gives_transformers_logits() {
     assert!(diff < 1e-4, "logits differ from transformers' merged model by {diff}");
 }
 
+/// Trained LM-head rows (tests/golden/tiny-qwen2-lora-rows) replace the base's rows
+/// as PEFT's merge does; every tensor PEFT's merge changes, and only those, change.
+#[test]
+fn merged_lm_head_rows_equal_peft() {
+    let base = tempfile::tempdir().unwrap();
+    TINY_MODELS[0].write_dir(base.path()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let adapter = root().join("tests/golden/tiny-qwen2-lora-rows");
+    merge(base.path(), &adapter, out.path(), None, 1 << 30).unwrap();
+    let merged = all_tensors(out.path());
+    let want =
+        candle_core::safetensors::load(root().join("tests/golden/merge_tiny_qwen2_rows.safetensors"), &Device::Cpu)
+            .unwrap();
+    let mut changed: Vec<&str> = want.keys().map(String::as_str).collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        ["lm_head.weight", "model.layers.1.mlp.down_proj.weight", "model.layers.1.self_attn.q_proj.weight"]
+    );
+    for (name, w) in &want {
+        let diff = max_abs_diff(&values(&merged[name]), &values(w));
+        assert!(diff < 1e-5, "{name}: max |diff| {diff}");
+    }
+    for (name, t) in &TINY_MODELS[0].tensors().unwrap() {
+        if !want.contains_key(name) {
+            assert_eq!(values(&merged[name]), values(t), "{name}");
+        }
+    }
+}
+
 #[test]
 fn stores_the_requested_dtype() {
     let base = tempfile::tempdir().unwrap();

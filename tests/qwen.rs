@@ -166,6 +166,7 @@ fn merge_and_quantize_fit_qwen_shapes() {
         target_modules: vec!["q_proj".into(), "down_proj".into()],
         use_rslora: false,
         layers_to_transform: vec![23],
+        trainable_token_indices: vec![],
     };
     std::fs::write(adapter.join("adapter_config.json"), lora.peft_json(base.to_str().unwrap()).unwrap()).unwrap();
     let small = |rows: usize, cols: usize, seed: usize| {

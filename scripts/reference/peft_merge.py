@@ -5,7 +5,9 @@ Loads the committed adapter tests/golden/tiny-qwen2-lora onto the tiny Qwen2 fix
 PeftModel.from_pretrained, calls merge_and_unload(), and writes:
 
 - tests/golden/merge_tiny_qwen2.safetensors: every merged projection weight (f32);
-- tests/golden/merge_tiny_qwen2_logits.json: the merged model's logits on fixed ids.
+- tests/golden/merge_tiny_qwen2_logits.json: the merged model's logits on fixed ids;
+- tests/golden/merge_tiny_qwen2_rows.safetensors: the weights that merging
+  tests/golden/tiny-qwen2-lora-rows (LoRA plus trained LM-head rows) changes.
 
 With --check DIR it instead loads a directory written by `stylevn merge` with
 AutoModelForCausalLM.from_pretrained and compares its weights and logits with PEFT's
@@ -34,12 +36,12 @@ GOLDEN = os.path.join(ROOT, "tests", "golden")
 IDS = [1, 5, 17, 33, 2, 99, 140, 7, 64, 3, 11, 150]
 
 
-def peft_merged():
+def peft_merged(adapter="tiny-qwen2-lora"):
     spec = tiny_models.SPECS[0]
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**tiny_models.config(spec)), dtype=torch.float32,
                                              attn_implementation="eager")
     model.load_state_dict({k: torch.from_numpy(v) for k, v in tiny_models.tensors(spec).items()})
-    model = PeftModel.from_pretrained(model, os.path.join(GOLDEN, "tiny-qwen2-lora"))
+    model = PeftModel.from_pretrained(model, os.path.join(GOLDEN, adapter))
     return model.merge_and_unload().eval()
 
 
@@ -63,7 +65,12 @@ def main():
     with open(os.path.join(GOLDEN, "merge_tiny_qwen2_logits.json"), "w") as f:
         json.dump({"generator": "scripts/reference/peft_merge.py", "peft": peft.__version__, "ids": IDS,
                    "logits": [[round(float(x), 6) for x in row] for row in logits(merged)]}, f)
-    print(f"peft {peft.__version__}: {len(weights)} merged weights and logits written")
+    base = {k: torch.from_numpy(v) for k, v in tiny_models.tensors(tiny_models.SPECS[0]).items()}
+    rows = {k: v.contiguous() for k, v in peft_merged("tiny-qwen2-lora-rows").state_dict().items()
+            if k in base and not torch.equal(v, base[k])}
+    save_file(rows, os.path.join(GOLDEN, "merge_tiny_qwen2_rows.safetensors"), metadata={"format": "pt"})
+    print(f"peft {peft.__version__}: {len(weights)} merged weights and logits written; "
+          f"with LM-head rows: {sorted(rows)}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 //! Attaching LoRA to a model and PEFT's adapter files (huggingface/peft):
 //! `adapter_config.json` and `adapter_model.safetensors` (metadata `{"format": "pt"}`)
 //! with keys `base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight`
-//! (`[r, in]`) and `...lora_B.weight` (`[out, r]`), the only keys vLLM loads.
+//! (`[r, in]`) and `...lora_B.weight` (`[out, r]`), the only keys vLLM loads; with
+//! `trainable_token_indices`, also the LM head's trained rows ([`super::token_rows`]),
+//! which PEFT loads and a merge folds in.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,8 +13,10 @@ use candle_core::{Device, Tensor, Var};
 
 use super::config::LoraConfig;
 use super::layer::{DropoutState, LoraLinear};
+use super::token_rows::{TokenRows, LM_HEAD_ROWS_KEY};
 use crate::atomic::write_atomic;
 use crate::model::linear::Projection;
+use crate::model::linear::TrainedRows;
 use crate::model::Transformer;
 use crate::{Error, Result};
 
@@ -30,6 +34,8 @@ pub struct LoraAdapter {
     pub modules: Vec<(String, Var, Var)>,
     /// Dropout switch and key shared by every adapter.
     pub dropout: Arc<DropoutState>,
+    /// The LM head's trainable rows (`config.trainable_token_indices`), when any.
+    pub token_rows: Option<Var>,
 }
 
 /// Stands in a projection slot for the instant its base is moved into the wrapper.
@@ -77,7 +83,22 @@ pub fn attach(model: &mut Transformer, config: &LoraConfig, seed: u64) -> Result
         modules.push((name, layer.a.clone(), layer.b.clone()));
         *slot = Box::new(layer);
     }
-    Ok(LoraAdapter { config: config.clone(), modules, dropout })
+    let token_rows = match config.trainable_token_indices.as_slice() {
+        [] => None,
+        _ if model.config().tie_word_embeddings => {
+            return Err(Error::msg(
+                "trainable_token_indices trains LM-head rows, but this model ties its LM head to the embedding",
+            ))
+        }
+        ids => {
+            let base = std::mem::replace(&mut model.lm_head, Box::new(Detached));
+            let rows = TokenRows::new(base, ids)?;
+            let var = rows.values().clone();
+            model.lm_head = Box::new(rows);
+            Some(var)
+        }
+    };
+    Ok(LoraAdapter { config: config.clone(), modules, dropout, token_rows })
 }
 
 /// The decoder layer index of a module name `model.layers.{i}.…`.
@@ -102,12 +123,12 @@ fn peft_key(module: &str, which: &str) -> String {
 }
 
 impl LoraAdapter {
-    /// Every trainable variable with its PEFT key, A before B, in layer order.
+    /// Every trainable variable with its PEFT key, A before B, in layer order, then
+    /// the LM head's rows.
     pub fn vars(&self) -> Vec<(String, Var)> {
-        self.modules
-            .iter()
-            .flat_map(|(m, a, b)| [(peft_key(m, "A"), a.clone()), (peft_key(m, "B"), b.clone())])
-            .collect()
+        let lora =
+            self.modules.iter().flat_map(|(m, a, b)| [(peft_key(m, "A"), a.clone()), (peft_key(m, "B"), b.clone())]);
+        lora.chain(self.token_rows.iter().map(|v| (LM_HEAD_ROWS_KEY.to_string(), v.clone()))).collect()
     }
 
     /// Number of trainable parameters.

@@ -26,6 +26,10 @@ pub struct LoraConfig {
     /// Decoder layers that get adapters (PEFT's `layers_to_transform`); empty: every layer.
     #[serde(default)]
     pub layers_to_transform: Vec<usize>,
+    /// Token ids whose LM-head rows are trained in full (PEFT's
+    /// `trainable_token_indices` on `lm_head`); empty: none.
+    #[serde(default)]
+    pub trainable_token_indices: Vec<u32>,
 }
 
 impl LoraConfig {
@@ -91,6 +95,9 @@ impl LoraConfig {
             fields.push(("layers_pattern", json!(null)));
             fields.push(("layers_to_transform", json!(self.layers_to_transform)));
         }
+        if !self.trainable_token_indices.is_empty() {
+            fields.push(("trainable_token_indices", json!({ "lm_head": self.trainable_token_indices })));
+        }
         fields.sort_by(|a, b| a.0.cmp(b.0));
         let map: serde_json::Map<String, serde_json::Value> =
             fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -130,8 +137,29 @@ impl LoraConfig {
                 .collect::<Result<_>>()?,
             _ => return Err(bad("layers_to_transform", "expected null, an index or a list of indexes")),
         };
+        let tokens = match &v["trainable_token_indices"] {
+            serde_json::Value::Null => Vec::new(),
+            serde_json::Value::Object(m) if m.keys().all(|k| k == "lm_head") => match &m.get("lm_head") {
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_u64()
+                            .and_then(|i| u32::try_from(i).ok())
+                            .ok_or_else(|| bad("trainable_token_indices", "expected token ids"))
+                    })
+                    .collect::<Result<_>>()?,
+                _ => return Err(bad("trainable_token_indices", "expected {\"lm_head\": [token ids]}")),
+            },
+            _ => {
+                return Err(bad(
+                    "trainable_token_indices",
+                    "only LM-head rows are supported ({\"lm_head\": [token ids]}), not embedding rows",
+                ))
+            }
+        };
         Ok(LoraConfig {
             layers_to_transform: layers,
+            trainable_token_indices: tokens,
             r: v["r"].as_u64().ok_or_else(|| bad("r", "expected an integer"))? as usize,
             alpha: v["lora_alpha"].as_f64().ok_or_else(|| bad("lora_alpha", "expected a number"))?,
             dropout: v["lora_dropout"].as_f64().unwrap_or(0.0) as f32,
@@ -153,6 +181,7 @@ mod tests {
             target_modules: vec!["all-linear".into()],
             use_rslora: false,
             layers_to_transform: layers,
+            trainable_token_indices: Vec::new(),
         }
     }
 
@@ -187,5 +216,26 @@ mod tests {
         assert_eq!(read(&one).unwrap().layers_to_transform, vec![5]);
         let bad = json.replacen('{', "{\n  \"layers_to_transform\": \"top\",", 1);
         assert!(read(&bad).unwrap_err().to_string().contains("layers_to_transform"));
+    }
+
+    /// LM-head token rows are written as PEFT writes them for `{"lm_head": [...]}`
+    /// (checked against peft 0.21's `save_pretrained`) and read back; embedding rows,
+    /// which this crate does not train, are refused naming the field.
+    #[test]
+    fn trainable_token_indices_round_trip_in_peft_form() {
+        let mut c = config(vec![23]);
+        c.trainable_token_indices = vec![151657, 151658];
+        let json = c.peft_json("base").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["trainable_token_indices"], json!({"lm_head": [151657, 151658]}));
+        let mut back = read(&json).unwrap();
+        back.target_modules = c.target_modules.clone();
+        assert_eq!(back, c);
+        assert!(!config(vec![]).peft_json("base").unwrap().contains("trainable_token_indices"));
+        for other in ["[5, 6]", "{\"embed_tokens\": [5]}", "{\"lm_head\": [-1]}"] {
+            let text = json.replace("{\n    \"lm_head\": [\n      151657,\n      151658\n    ]\n  }", other);
+            assert_ne!(text, json, "the replacement must apply");
+            assert!(read(&text).unwrap_err().to_string().contains("trainable_token_indices"), "{other}");
+        }
     }
 }

@@ -162,6 +162,7 @@ mod tests {
             target_modules: vec![],
             use_rslora: false,
             layers_to_transform: vec![],
+            trainable_token_indices: vec![],
         };
         let l = LoraLinear::new(Box::new(base), "t", &config, 7, 1, Arc::default()).unwrap();
         let b: Vec<f32> = uniform("b", 18).into_iter().map(|u| u * 0.5).collect();
@@ -206,6 +207,7 @@ mod tests {
             target_modules: vec![],
             use_rslora: false,
             layers_to_transform: vec![],
+            trainable_token_indices: vec![],
         };
         let l = LoraLinear::new(Box::new(base), "q", &config, 1, 0, Arc::default()).unwrap();
         let a = l.a.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();

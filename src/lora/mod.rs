@@ -3,6 +3,7 @@
 pub mod adapter;
 pub mod config;
 pub mod layer;
+pub mod token_rows;
 
 pub use adapter::{attach, attach_peft, LoraAdapter};
 pub use config::LoraConfig;

@@ -1,7 +1,8 @@
 //! Merging a PEFT LoRA adapter into its base, exactly as PEFT's
 //! `merge_and_unload()` (huggingface/peft, src/peft/tuners/lora/layer.py
 //! `get_delta_weight`): `W += (B @ A) * scale`, `scale = alpha / r` (rsLoRA
-//! `alpha / sqrt(r)`), computed in f32, then stored in the output dtype.
+//! `alpha / sqrt(r)`), computed in f32, then stored in the output dtype. Trained LM-head
+//! rows (`trainable_token_indices`) replace the base's rows, as PEFT's `index_copy`.
 //!
 //! The base is read tensor by tensor with positioned reads ([`TensorReader`]) and the
 //! output streamed through [`write_sharded`], so peak memory stays near one tensor
@@ -16,6 +17,7 @@ use super::model_dir::{copy_side_files, natural_key, torch_dtype_name, write_con
 use super::shard_writer::{write_sharded, TensorSpec};
 use super::tensor_reader::TensorReader;
 use crate::lora::adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use crate::lora::token_rows::LM_HEAD_ROWS_KEY;
 use crate::lora::LoraConfig;
 use crate::model::transformer::PROJECTION_NAMES;
 use crate::model::{ModelConfig, ModelFiles};
@@ -43,10 +45,18 @@ pub struct MergeSummary {
     pub total_bytes: u64,
     /// The scale applied to `B @ A`.
     pub scale: f64,
+    /// LM-head rows replaced by trained ones.
+    pub replaced_rows: usize,
 }
 
 /// The `(lora_A [r, in], lora_B [out, r])` pair of every adapted module, by HF module name.
 type Updates = BTreeMap<String, (Tensor, Tensor)>;
+
+/// Trained LM-head rows: their token ids and the rows, `[ids, hidden]`.
+struct HeadRows {
+    ids: Tensor,
+    values: Tensor,
+}
 
 /// Merges the PEFT adapter in `adapter_dir` into `base` and writes a complete HF
 /// directory into `out`. `on_tensor(done, total)` reports progress.
@@ -60,7 +70,7 @@ pub fn merge_adapter(
     let config = ModelConfig::from_file(&base.config)?;
     refuse_quantized_base(base)?;
     let lora = read_adapter_config(&adapter_dir.join(ADAPTER_CONFIG))?;
-    let updates = read_updates(&adapter_dir.join(ADAPTER_WEIGHTS), &config, &lora)?;
+    let (updates, head_rows) = read_updates(&adapter_dir.join(ADAPTER_WEIGHTS), &config, &lora)?;
     if base.weights.is_empty() {
         return Err(Error::msg(format!("{}: no safetensors weights to merge into", base.spec)));
     }
@@ -84,6 +94,12 @@ pub fn merge_adapter(
             )));
         }
     }
+    if head_rows.is_some() && !specs.iter().any(|s| s.name == "lm_head.weight") {
+        return Err(Error::msg(format!(
+            "the adapter trains LM-head rows, but the base {} has no lm_head.weight (tied embeddings)",
+            base.spec
+        )));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let scale = lora.scale();
     let total = specs.len();
@@ -91,7 +107,14 @@ pub fn merge_adapter(
         let w = st.load(&spec.name)?;
         let merged = match spec.name.strip_suffix(".weight").and_then(|m| updates.get(m)) {
             Some((a, b)) => (w.to_dtype(DType::F32)? + (b.matmul(a)? * scale)?)?,
-            None => w,
+            None => match &head_rows {
+                Some(rows) if spec.name == "lm_head.weight" => {
+                    let w = w.to_dtype(DType::F32)?;
+                    let delta = (&rows.values - w.index_select(&rows.ids, 0)?)?;
+                    w.index_add(&rows.ids, &delta, 0)?
+                }
+                _ => w,
+            },
         };
         on_tensor(i + 1, total);
         Ok(merged)
@@ -111,6 +134,7 @@ pub fn merge_adapter(
     note.insert("use_rslora".into(), lora.use_rslora.into());
     note.insert("scale".into(), scale.into());
     note.insert("merged_modules".into(), updates.len().into());
+    note.insert("trainable_token_indices".into(), lora.trainable_token_indices.clone().into());
     write_provenance(out, note)?;
     Ok(MergeSummary {
         merged_modules: updates.len(),
@@ -118,6 +142,7 @@ pub fn merge_adapter(
         files: summary.files,
         total_bytes: summary.total_bytes,
         scale,
+        replaced_rows: lora.trainable_token_indices.len(),
     })
 }
 
@@ -171,14 +196,34 @@ fn projection_shape(config: &ModelConfig, proj: &str) -> Option<(usize, usize)> 
     })
 }
 
-/// Reads and checks every `lora_A`/`lora_B` pair against the base's config.
-fn read_updates(path: &Path, config: &ModelConfig, lora: &LoraConfig) -> Result<Updates> {
+/// Reads and checks every `lora_A`/`lora_B` pair, and the trained LM-head rows, against
+/// the base's config.
+fn read_updates(path: &Path, config: &ModelConfig, lora: &LoraConfig) -> Result<(Updates, Option<HeadRows>)> {
     let tensors = candle_core::safetensors::load(path, &Device::Cpu)
         .map_err(|e| Error::bad_input(path, None, format!("not a safetensors file: {e}")))?;
     let targets = lora.targets()?;
     let mut halves: HashMap<String, (Option<Tensor>, Option<Tensor>)> = HashMap::new();
+    let mut head_rows = None;
     for (key, t) in tensors {
         let bad = |why: String| Error::bad_input(path, None, format!("tensor `{key}`: {why}"));
+        if key == LM_HEAD_ROWS_KEY {
+            let ids = &lora.trainable_token_indices;
+            let want = [ids.len(), config.hidden_size];
+            if t.dims() != want || ids.is_empty() {
+                return Err(bad(format!(
+                    "shape {:?}, but trainable_token_indices names {} rows of width {}",
+                    t.dims(),
+                    ids.len(),
+                    config.hidden_size
+                )));
+            }
+            if let Some(&id) = ids.iter().find(|&&i| i as usize >= config.vocab_size) {
+                return Err(bad(format!("token id {id} is outside the vocabulary of {}", config.vocab_size)));
+            }
+            head_rows =
+                Some(HeadRows { ids: Tensor::new(ids.as_slice(), &Device::Cpu)?, values: t.to_dtype(DType::F32)? });
+            continue;
+        }
         let (module, which) = key
             .strip_prefix("base_model.model.")
             .and_then(|k| {
@@ -229,5 +274,12 @@ fn read_updates(path: &Path, config: &ModelConfig, lora: &LoraConfig) -> Result<
     if updates.is_empty() {
         return Err(Error::bad_input(path, None, "the adapter holds no LoRA weights"));
     }
-    Ok(updates)
+    if head_rows.is_none() && !lora.trainable_token_indices.is_empty() {
+        return Err(Error::bad_input(
+            path,
+            None,
+            format!("trainable_token_indices is set but `{LM_HEAD_ROWS_KEY}` is missing"),
+        ));
+    }
+    Ok((updates, head_rows))
 }

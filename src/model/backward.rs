@@ -119,17 +119,20 @@ impl Transformer {
     /// also the gradient of `grad_scale * NLL` with respect to `x` (zero on rows
     /// that predict nothing). The head runs over at most [`HEAD_CHUNK`] rows at a
     /// time: `dz = softmax(z) - onehot(target)`, `dh = dz W`, then the final norm.
+    /// When the head has trained rows ([`Projection::trained_rows`]), their gradient
+    /// `dz[:, ids]ᵀ h` goes into `grads`.
     pub fn head_nll(
         &self,
         x: &Tensor,
         rows: &[u32],
         targets: &[u32],
-        grad_scale: Option<f64>,
+        grad_scale: Option<(f64, &mut ParamGrads)>,
     ) -> Result<(f64, Option<Tensor>)> {
         let dev = x.device();
         let (n, hidden) = x.dims2()?;
         let mut nll = 0f64;
-        let mut dx = grad_scale.map(|_| vec![0f32; n * hidden]);
+        let mut dx = grad_scale.as_ref().map(|_| vec![0f32; n * hidden]);
+        let mut grad_scale = grad_scale;
         for (rows, targets) in rows.chunks(HEAD_CHUNK).zip(targets.chunks(HEAD_CHUNK)) {
             let index = Tensor::new(rows, dev)?;
             let picked = x.index_select(&index, 0)?;
@@ -137,10 +140,15 @@ impl Transformer {
             let log_probs = candle_nn::ops::log_softmax(&self.lm_head.forward(&h)?.to_dtype(DType::F32)?, D::Minus1)?;
             let target = Tensor::new(targets, dev)?.unsqueeze(1)?;
             nll -= log_probs.gather(&target, 1)?.sum_all()?.to_scalar::<f32>()? as f64;
-            let (Some(scale), Some(dx)) = (grad_scale, dx.as_mut()) else { continue };
+            let (Some((scale, grads)), Some(dx)) = (grad_scale.as_mut(), dx.as_mut()) else { continue };
             let onehot = Tensor::ones((rows.len(), 1), DType::F32, dev)?;
-            let dz = log_probs.exp()?.scatter_add(&target, &onehot.neg()?, 1)?;
-            let dh = self.lm_head.input_grad(&(dz * scale)?.to_dtype(h.dtype())?)?;
+            let dz = (log_probs.exp()?.scatter_add(&target, &onehot.neg()?, 1)? * *scale)?;
+            if let Some(trained) = self.lm_head.trained_rows() {
+                let ids = Tensor::new(trained.ids(), dev)?;
+                let dz_rows = dz.index_select(&ids, 1)?;
+                grads.add(trained.values().as_tensor().id(), dz_rows.t()?.matmul(&h.to_dtype(DType::F32)?)?)?;
+            }
+            let dh = self.lm_head.input_grad(&dz.to_dtype(h.dtype())?)?;
             let dpicked = rms_norm_backward(&picked, &self.norm.weight, self.norm.eps, &dh)?;
             let dpicked = dpicked.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             for (&row, d) in rows.iter().zip(dpicked) {

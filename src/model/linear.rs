@@ -35,6 +35,19 @@ pub trait Projection: Send + Sync + std::fmt::Debug {
     fn low_rank(&self) -> Option<&dyn LowRank> {
         None
     }
+    /// The trainable output rows this projection puts in place of its frozen ones, if any.
+    fn trained_rows(&self) -> Option<&dyn TrainedRows> {
+        None
+    }
+}
+
+/// Output rows of a frozen projection replaced by trainable ones (PEFT's trainable
+/// tokens on the LM head): output `ids[k]` is `x · values[k]`, the rest the base's.
+pub trait TrainedRows {
+    /// The replaced output indexes (token ids of an LM head).
+    fn ids(&self) -> &[u32];
+    /// The rows in their place, `[ids.len(), in]`.
+    fn values(&self) -> &Var;
 }
 
 /// A trainable low-rank update `y = base(x) + (dropout(x) A^T) B^T * scale` (LoRA),

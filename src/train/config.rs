@@ -39,6 +39,10 @@ pub struct TrainConfig {
     /// empty: every layer. Adapting only the top layers lets the backward pass stop
     /// below them: layers underneath run forward only.
     pub layers_to_transform: Vec<usize>,
+    /// Tokens (as the tokenizer spells them, e.g. `<tool_call>`) whose LM-head rows are
+    /// trained in full beside the LoRA (PEFT's `trainable_token_indices` on `lm_head`):
+    /// for tokens the base rarely emits. Needs an untied LM head. Empty: none.
+    pub trainable_tokens: Vec<String>,
     /// Peak learning rate.
     pub lr: f64,
     /// Schedule after warmup.
@@ -94,6 +98,7 @@ impl Default for TrainConfig {
             target_modules: vec!["all-linear".into()],
             use_rslora: false,
             layers_to_transform: Vec::new(),
+            trainable_tokens: Vec::new(),
             lr: 2e-4,
             schedule: ScheduleKind::Constant,
             warmup_ratio: 0.03,

@@ -132,7 +132,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
         return Err(Error::msg(format!("{}: no training examples", cfg.data)));
     }
 
+    let trainable_token_indices = token_ids(&cfg.trainable_tokens, chat.as_ref().map(|(_, k)| k), &cfg.base)?;
     let lora = LoraConfig {
+        trainable_token_indices,
         r: cfg.lora_r,
         alpha: cfg.lora_alpha,
         dropout: cfg.lora_dropout,
@@ -292,6 +294,23 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
     })
 }
 
+/// The ids of `tokens`, each one token of `tokenizer` (the base's).
+fn token_ids(tokens: &[String], tokenizer: Option<&tokenizers::Tokenizer>, base: &str) -> Result<Vec<u32>> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tokenizer =
+        tokenizer.ok_or_else(|| Error::msg(format!("trainable_tokens: {base} has no tokenizer to look them up in")))?;
+    tokens
+        .iter()
+        .map(|t| {
+            tokenizer.token_to_id(t).ok_or_else(|| {
+                Error::msg(format!("trainable_tokens: `{t}` is not a single token of {base}'s tokenizer"))
+            })
+        })
+        .collect()
+}
+
 /// Holds out `frac` of the examples (a seeded choice) for validation.
 fn split(examples: Vec<Example>, frac: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
     let n_val =
@@ -409,7 +428,7 @@ fn backward_pass(
         }
         x = next;
     }
-    let (nll, grad) = model.head_nll(&x, &l.rows, &l.targets, Some(scale))?;
+    let (nll, grad) = model.head_nll(&x, &l.rows, &l.targets, Some((scale, &mut *grads)))?;
     let mut grad = grad.ok_or_else(|| Error::msg("no gradient reached the last layer"))?;
     for li in (lowest..n_layers).rev() {
         let acts = match saved.pop() {
@@ -521,12 +540,14 @@ mod tests {
     }
 
     /// A tiny fixture model on `loader` with LoRA (rank 4, `dropout`) on every
-    /// projection of `layers` (empty: every layer), its variables set to non-zero values.
+    /// projection of `layers` (empty: every layer) and trainable LM-head rows for
+    /// `tokens`, its variables set to non-zero values.
     fn tiny_with_lora(
         fixture: usize,
         loader: &dyn LinearLoader,
         dropout: f32,
         layers: &[usize],
+        tokens: &[u32],
     ) -> (tempfile::TempDir, Transformer, LoraAdapter) {
         let dir = tempfile::tempdir().unwrap();
         TINY_MODELS[fixture].write_dir(dir.path()).unwrap();
@@ -539,6 +560,7 @@ mod tests {
             target_modules: vec!["all-linear".into()],
             use_rslora: false,
             layers_to_transform: layers.to_vec(),
+            trainable_token_indices: tokens.to_vec(),
         };
         let adapter = attach(&mut model, &lora, 3).unwrap();
         for (_, v) in adapter.vars() {
@@ -587,13 +609,16 @@ mod tests {
     }
 
     /// The hand-written backward (with and without checkpointing, with dropout, LoRA
-    /// on every projection, GQA and two packed sequences) gives the gradients of
+    /// on every projection, trained LM-head rows on the untied fixture, GQA and two
+    /// packed sequences) gives the gradients of
     /// candle's autograd through the differentiable forward; on an NF4 base in bf16
     /// too (where the CPU has it), as both paths share the layer's products.
     #[test]
     fn hand_written_backward_equals_autograd() {
         for (fixture, loader, tol) in bases() {
-            let (_dir, model, adapter) = tiny_with_lora(fixture, loader, 0.1, &[]);
+            let tokens: &[u32] = if fixture == 0 { &[3, 17] } else { &[] };
+            let (_dir, model, adapter) = tiny_with_lora(fixture, loader, 0.1, &[], tokens);
+            assert_eq!(adapter.token_rows.is_some(), fixture == 0);
             let mk = |n: u32, len: u32| Example {
                 input_ids: (0..len).map(|i| (i * 7 + n) % 160).collect(),
                 label_mask: (0..len).map(|i| i >= 5).collect(),
@@ -613,11 +638,12 @@ mod tests {
 
     /// LoRA on the top layers only (PEFT's `layers_to_transform`): the backward stops at
     /// the lowest adapted layer and still gives autograd's gradients for every adapter,
-    /// which exist only on those layers.
+    /// which exist only on those layers, and for the trained LM-head rows.
     #[test]
     fn backward_stopping_at_the_lowest_adapted_layer_equals_autograd() {
         for (fixture, layers) in [(0, vec![1]), (1, vec![2, 1])] {
-            let (_dir, model, adapter) = tiny_with_lora(fixture, &DenseLoader, 0.0, &layers);
+            let tokens: &[u32] = if fixture == 0 { &[40] } else { &[] };
+            let (_dir, model, adapter) = tiny_with_lora(fixture, &DenseLoader, 0.0, &layers, tokens);
             assert_eq!(adapter.modules.len(), 7 * layers.len());
             assert!(adapter
                 .modules
@@ -640,7 +666,7 @@ mod tests {
     #[test]
     fn shared_prefix_backward_equals_separate_examples() {
         for (fixture, loader, tol) in bases() {
-            let (_dir, model, adapter) = tiny_with_lora(fixture, loader, 0.0, &[]);
+            let (_dir, model, adapter) = tiny_with_lora(fixture, loader, 0.0, &[], &[]);
             let mk = |n: u32, len: u32| {
                 let input_ids: Vec<u32> =
                     (0..len).map(|i| if i < 8 { i * 11 % 160 } else { (i * 7 + n) % 160 }).collect();
