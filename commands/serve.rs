@@ -10,6 +10,7 @@ use serde::Deserialize;
 use stylevn::model::linear::parse_dtype;
 use stylevn::serve::api::HttpLimits;
 use stylevn::serve::assistant::{build_assistant, routes, AssistantOptions, AssistantService, AssistantState};
+use stylevn::serve::client_limits::{ClientLimits, ClientLimitsConfig};
 use stylevn::serve::engine::EngineConfig;
 use stylevn::serve::local::GenerationDefaults;
 use stylevn::serve::request::RequestLimits;
@@ -20,6 +21,16 @@ use stylevn::serve::zalo::{self, TokenStore, Zalo, ZaloConfig};
 /// Serve a model over the OpenAI chat API (`/v1/chat/completions`, `/v1/models`,
 /// `/health`, `/metrics`), with continuous batching and prefix caching, or proxy
 /// generation to an upstream OpenAI-compatible server (vLLM) with --upstream.
+///
+/// Who may call what: with --api-key, `/v1/chat/completions` and `/v1/models` need
+/// `Authorization: Bearer KEY`; `/health` and `/metrics` are open (keep them off the
+/// internet). With --db, the assistant's chat routes (`/` the chat page,
+/// `POST /assistant/v1/chat/completions`, `POST /v1/feedback` for a response id this
+/// server gave out) are public, as a customer-facing bot is, each client (its IP, or
+/// the first X-Forwarded-For hop with --trust-forwarded-for) held to the per-client
+/// limits below (429 + Retry-After past them); --assistant-requires-key puts them
+/// behind the key too (the chat page as well). `POST /zalo/webhook` is public and
+/// checks Zalo's signature; a Zalo user (its hashed id) has the same limits.
 #[derive(clap::Args)]
 pub struct Args {
     /// Model: an HF directory (e.g. models/smollm2-135m-instruct) or an HF repo id.
@@ -34,7 +45,7 @@ pub struct Args {
     /// Model id clients ask for. [default: the model directory's name, or --upstream-model]
     #[arg(long)]
     served_model_name: Option<String>,
-    /// Require `Authorization: Bearer KEY` on /v1/*.
+    /// Require `Authorization: Bearer KEY` on the OpenAI API (/v1/chat/completions, /v1/models).
     #[arg(long, env = "STYLEVN_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Proxy generation to this OpenAI-compatible base URL (e.g. http://vllm-host:8000/v1).
@@ -119,6 +130,33 @@ pub struct Args {
     /// Bearer token for --fallback-url.
     #[arg(long, env = "STYLEVN_FALLBACK_API_KEY", hide_env_values = true)]
     fallback_api_key: Option<String>,
+    /// Require --api-key on the assistant's chat routes too (/assistant/v1/chat/completions,
+    /// /v1/feedback, the chat page), for a shop's own web front end before them.
+    /// [config: assistant_requires_key, default false]
+    #[arg(long, requires = "db")]
+    assistant_requires_key: bool,
+    /// Requests per minute per client on the assistant's public routes, 0 for no limit.
+    /// [config: limits.requests_per_minute, default 20]
+    #[arg(long, requires = "db")]
+    requests_per_minute: Option<u32>,
+    /// Requests a client may send at once. [config: limits.request_burst, default 10]
+    #[arg(long, requires = "db")]
+    request_burst: Option<u32>,
+    /// Generated tokens per minute per client (each request takes its max_tokens at
+    /// admission), 0 for no limit. [config: limits.tokens_per_minute, default 4096]
+    #[arg(long, requires = "db")]
+    tokens_per_minute: Option<u32>,
+    /// Generated tokens a client may take at once. [config: limits.token_burst, default 2048]
+    #[arg(long, requires = "db")]
+    token_burst: Option<u32>,
+    /// Fallback-model calls per client per day, 0 for no per-client cap.
+    /// [config: limits.fallback_per_day, default 20]
+    #[arg(long, requires = "db")]
+    fallback_per_day: Option<u32>,
+    /// The client is the first X-Forwarded-For hop (only behind a proxy that sets it).
+    /// [config: limits.trust_forwarded_for, default false]
+    #[arg(long, requires = "db")]
+    trust_forwarded_for: bool,
     /// Zalo app id: with it the assistant answers Zalo OA messages at `POST /zalo/webhook`.
     /// The OA secret key, app secret and first refresh token come from the environment
     /// variables named in [zalo] (ZALO_OA_SECRET_KEY, ZALO_APP_SECRET, ZALO_REFRESH_TOKEN).
@@ -161,6 +199,8 @@ struct Config {
     top_p: f64,
     request_timeout_s: u64,
     log_format: String,
+    assistant_requires_key: bool,
+    limits: ClientLimitsConfig,
     zalo: ZaloSection,
 }
 
@@ -220,6 +260,8 @@ impl Default for Config {
             top_p: 1.0,
             request_timeout_s: 300,
             log_format: "text".into(),
+            assistant_requires_key: false,
+            limits: ClientLimitsConfig::default(),
             zalo: ZaloSection::default(),
         }
     }
@@ -272,6 +314,12 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     };
 
     let zalo_config = zalo_config(&args, &cfg.zalo)?;
+    let limits = Arc::new(ClientLimits::new(client_limits(&args, &cfg.limits)));
+    let require_key = args.assistant_requires_key || cfg.assistant_requires_key;
+    if require_key && options.api_key.is_none() {
+        bail!("--assistant-requires-key needs --api-key (or STYLEVN_API_KEY)");
+    }
+    let assistant_key = options.api_key.as_deref().filter(|_| require_key).map(Arc::<str>::from);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let server = Server::bind(options.clone()).await?;
@@ -279,11 +327,14 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         let extra_routes = match assistant_options(&args) {
             Some(opts) => {
                 let state = server.state();
-                let assistant = Arc::new(build_assistant(&opts, state.registry.clone(), &options.served_model_name)?);
+                let assistant = build_assistant(&opts, state.registry.clone(), &options.served_model_name)?;
+                let assistant = Arc::new(assistant.with_client_limits(limits.clone()));
                 let id = assistant.config().model_id.clone();
                 state.registry.register(id.clone(), Arc::new(AssistantService::new(assistant.clone())));
                 let metrics = assistant.metrics().clone();
                 state.metrics.add_source(move || metrics.render());
+                let counted = limits.clone();
+                state.metrics.add_source(move || counted.render());
                 println!("serving the store assistant as {id} (chat page: http://{bound}/)");
                 let zalo = match zalo_config {
                     Some(config) => {
@@ -292,7 +343,7 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
                     }
                     None => None,
                 };
-                routes(Arc::new(AssistantState { assistant, zalo }))
+                routes(Arc::new(AssistantState { assistant, zalo, api_key: assistant_key }))
             }
             None => axum::Router::new(),
         };
@@ -302,6 +353,18 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         println!("stopped: drained in-flight requests");
         anyhow::Ok(())
     })
+}
+
+/// `[limits]` with the flags that override it.
+fn client_limits(args: &Args, section: &ClientLimitsConfig) -> ClientLimitsConfig {
+    ClientLimitsConfig {
+        requests_per_minute: args.requests_per_minute.unwrap_or(section.requests_per_minute),
+        request_burst: args.request_burst.unwrap_or(section.request_burst),
+        tokens_per_minute: args.tokens_per_minute.unwrap_or(section.tokens_per_minute),
+        token_burst: args.token_burst.unwrap_or(section.token_burst),
+        fallback_per_day: args.fallback_per_day.unwrap_or(section.fallback_per_day),
+        trust_forwarded_for: args.trust_forwarded_for || section.trust_forwarded_for,
+    }
 }
 
 /// The assistant's parts, when `--db` asks for it.

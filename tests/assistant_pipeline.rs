@@ -17,6 +17,7 @@ use stylevn::serve::assistant::{
     Assistant, AssistantConfig, AssistantMessage, AssistantParts, ChatBackend, ChatRequest, Outcome, Turn,
 };
 use stylevn::serve::cache::AnswerCache;
+use stylevn::serve::client_limits::{ClientLimits, ClientLimitsConfig, LimitKind};
 use stylevn::serve::log::{export_chats, ExchangeLog};
 use stylevn::serve::tools::{SqliteTools, ToolBackend};
 
@@ -145,6 +146,7 @@ fn turn(text: &str) -> Turn {
     Turn {
         messages: vec![json!({"role": "user", "content": text})],
         user: Some("u1".into()),
+        client: None,
         channel: "api".into(),
         sampling: None,
     }
@@ -479,14 +481,153 @@ async fn retrieval_follows_a_newly_published_index() {
     assert!(r.content.contains("10 ngày"), "{}", r.content);
 }
 
-/// Serves the assistant's routes on a loopback port.
-async fn serve_routes(a: Assistant) -> String {
+/// Serves the assistant's routes on a loopback port (peer addresses passed on, as
+/// `stylevn serve` does), requiring `api_key` when given.
+async fn serve_routes_with(a: Arc<Assistant>, api_key: Option<&str>) -> String {
     use stylevn::serve::assistant::{routes, AssistantState};
-    let state = Arc::new(AssistantState { assistant: Arc::new(a), zalo: None });
+    let state = Arc::new(AssistantState { assistant: a, zalo: None, api_key: api_key.map(Arc::from) });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, routes(state)).await.unwrap() });
+    let service = routes(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
     format!("http://{addr}")
+}
+
+/// Serves the assistant's routes on a loopback port.
+async fn serve_routes(a: Assistant) -> String {
+    serve_routes_with(Arc::new(a), None).await
+}
+
+/// An HTTP client whose requests leave from `ip` (any 127.0.0.0/8 address is loopback).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    stylevn::tls::install_crypto_provider();
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap()
+}
+
+fn limits(requests_per_minute: u32, request_burst: u32) -> Arc<ClientLimits> {
+    Arc::new(ClientLimits::new(ClientLimitsConfig {
+        requests_per_minute,
+        request_burst,
+        tokens_per_minute: 0,
+        token_burst: 0,
+        fallback_per_day: 0,
+        trust_forwarded_for: false,
+    }))
+}
+
+/// One client flooding the assistant route gets 429s (OpenAI's error shape,
+/// `Retry-After`, counted) once its burst is spent, while another client's requests
+/// are all answered. 40 requests in flight from the flooder, 5 from the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_client_is_limited_and_others_are_answered() {
+    let f = fixture();
+    let limits = limits(30, 5);
+    let a = Arc::new(
+        assistant(&f, Arc::new(ScriptedBackend::new("honest", honest)), None).with_client_limits(limits.clone()),
+    );
+    let base = serve_routes_with(a, None).await;
+    let ask = |http: reqwest::Client, i: usize| {
+        let url = format!("{base}/assistant/v1/chat/completions");
+        let body = json!({"messages": [{"role": "user", "content": format!("áo thun AT00{} size M màu trắng còn không", 1 + i % 3)}]});
+        async move { http.post(url).json(&body).send().await.unwrap() }
+    };
+    let started = std::time::Instant::now();
+    let (flooder, polite) = (client_from([127, 0, 0, 2]), client_from([127, 0, 0, 3]));
+    let flood = futures::future::join_all((0..40).map(|i| ask(flooder.clone(), i)));
+    let calm = async {
+        let mut statuses = Vec::new();
+        for i in 0..5 {
+            statuses.push(ask(polite.clone(), i).await.status().as_u16());
+        }
+        statuses
+    };
+    let (flooded, calm) = tokio::join!(flood, calm);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(calm, [200; 5], "the polite client is answered every time");
+    let mut refused = 0;
+    for r in flooded {
+        match r.status().as_u16() {
+            200 => {}
+            429 => {
+                refused += 1;
+                let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=2).contains(&retry), "Retry-After {retry}");
+                let v: Value = r.json().await.unwrap();
+                assert_eq!(
+                    (v["error"]["type"].as_str(), v["error"]["code"].as_str()),
+                    (Some("requests"), Some("rate_limit_exceeded"))
+                );
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // A burst of 5 at 30/min (one more every 2 s while the flood ran).
+    let refills = (started.elapsed().as_secs_f64() / 2.0).ceil() as usize;
+    assert!(refused >= 35 - refills && refused <= 35, "{refused} of 40 refused");
+    assert_eq!(limits.refused(LimitKind::Requests), refused as u64);
+}
+
+/// Scripted model calls that report usage: a tool round (10 + 3 tokens, 4 cached)
+/// then the answer (20 + 7): the completion's `usage` is their sum, and the stream
+/// with `stream_options.include_usage` ends with the same usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_sums_every_model_call_of_the_turn() {
+    use stylevn::serve::chat::Usage;
+    // Not a routed question: the model asks for the policy itself, then answers.
+    let counted = |req: &ChatRequest| match last_tool_result(req) {
+        Some(r) => AssistantMessage::text(describe(&r)).with_usage(Usage {
+            prompt_tokens: 20,
+            completion_tokens: 7,
+            cached_tokens: 0,
+        }),
+        None => AssistantMessage::call("get_policy", json!({"topic": "doi-tra"})).with_usage(Usage {
+            prompt_tokens: 10,
+            completion_tokens: 3,
+            cached_tokens: 4,
+        }),
+    };
+    let f = fixture();
+    let base = serve_routes(assistant(&f, Arc::new(ScriptedBackend::new("counted", counted)), None)).await;
+    let http = client_from([127, 0, 0, 1]);
+    let url = format!("{base}/assistant/v1/chat/completions");
+    let ask = |q: &str| json!({"messages": [{"role": "user", "content": q}]});
+    let v: Value = http.post(&url).json(&ask("shop ơi cho em hỏi chút")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["stylevn"]["tools"], json!(["get_policy"]), "{v}");
+    let want = json!({"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40,
+        "prompt_tokens_details": {"cached_tokens": 4}});
+    assert_eq!(v["usage"], want);
+    // Another first question: the first answer is cached (and a cached answer uses no tokens).
+    let mut ask = ask("shop ơi cho em hỏi với");
+    ask["stream"] = json!(true);
+    ask["stream_options"] = json!({"include_usage": true});
+    let text = http.post(&url).json(&ask).send().await.unwrap().text().await.unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let last: Value = serde_json::from_str(events[events.len() - 2].strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!((last["choices"].clone(), last["usage"].clone()), (json!([]), want));
+}
+
+/// With a key required on the assistant's routes, a request without it (or with a
+/// wrong one) gets 401, the chat page and feedback too; with it, the answer comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_required_mode_refuses_requests_without_the_key() {
+    let f = fixture();
+    let a = Arc::new(assistant(&f, Arc::new(ScriptedBackend::new("honest", honest)), None));
+    let base = serve_routes_with(a, Some("shop-secret")).await;
+    let http = client_from([127, 0, 0, 1]);
+    let url = format!("{base}/assistant/v1/chat/completions");
+    let ask = json!({"messages": [{"role": "user", "content": "chính sách đổi trả thế nào"}]});
+    let r = http.post(&url).json(&ask).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    assert_eq!(http.post(&url).bearer_auth("wrong").json(&ask).send().await.unwrap().status(), 401);
+    let feedback = json!({"response_id": "chatcmpl-x", "rating": "up"});
+    let r = http.post(format!("{base}/v1/feedback")).json(&feedback).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(http.get(format!("{base}/")).send().await.unwrap().status(), 401);
+    let r = http.post(&url).bearer_auth("shop-secret").json(&ask).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,9 @@
 //! from the shipped `data/`, asked over HTTP as `stylevn-assistant`. For order,
 //! stock, size, promotion and policy questions the delivered answer carries the
 //! database's facts, whether the model stated them or the assistant wrote them from
-//! the routed tool results after the model left them out; and no answer carries a
-//! status or price the database does not have.
+//! the routed tool results after the model left them out; no answer carries a
+//! status or price the database does not have; and the answers' `usage` adds up to
+//! the tokens the engine counted.
 
 mod common;
 
@@ -93,12 +94,18 @@ async fn smollm2_answers_carry_the_database_facts() {
         assert!(std::time::Instant::now() < deadline, "not ready: {}", std::fs::read_to_string(&log).unwrap());
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    let mut usage = [0u64; 3];
     for (question, facts) in &cases {
         let body = json!({"model": "stylevn-assistant", "temperature": 0, "max_tokens": 96,
             "messages": [{"role": "user", "content": question}]});
         let r = client.post(format!("{base}/v1/chat/completions")).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 200, "{question}: {}", std::fs::read_to_string(&log).unwrap());
         let v: Value = r.json().await.unwrap();
+        for (sum, field) in usage.iter_mut().zip(["prompt_tokens", "completion_tokens", "prompt_tokens_details"]) {
+            let n =
+                if field == "prompt_tokens_details" { &v["usage"][field]["cached_tokens"] } else { &v["usage"][field] };
+            *sum += n.as_u64().unwrap_or_else(|| panic!("{question}: no usage.{field} in {v}"));
+        }
         let content = v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string();
         for fact in facts {
             assert!(content.contains(fact.as_str()), "{question}: {fact:?} missing from {content:?}");
@@ -113,6 +120,18 @@ async fn smollm2_answers_carry_the_database_facts() {
     assert_eq!(counter("requests_total"), cases.len() as u64, "{metrics}");
     assert_eq!(counter("routed_calls_total"), cases.len() as u64, "{metrics}");
     assert_eq!(counter("safe_replies_total"), 0, "{metrics}");
+    // Every model call of every turn, tool rounds included, is in the answers' usage.
+    let engine = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let counted = [
+        engine("stylevn_prompt_tokens_total"),
+        engine("stylevn_generation_tokens_total"),
+        engine("stylevn_prefix_cache_hit_tokens_total"),
+    ];
+    assert_eq!(usage, counted, "usage (prompt, completion, cached) against the engine's counters");
+    assert!(usage[1] > 0);
     eprintln!(
         "SmolLM2-135M-Instruct: {} of {} answers written from the routed tool results",
         counter("composed_answers_total"),

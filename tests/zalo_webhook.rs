@@ -143,7 +143,7 @@ async fn start(dir: &Path, oa_base: &str, open: u32) -> Setup {
         seen_db: Some(dir.join("zalo-seen.db")),
     };
     let zalo = Arc::new(Zalo::new(config, assistant.clone()).unwrap());
-    let base = serve(routes(Arc::new(AssistantState { assistant, zalo: Some(zalo.clone()) }))).await;
+    let base = serve(routes(Arc::new(AssistantState { assistant, zalo: Some(zalo.clone()), api_key: None }))).await;
     Setup { base, model, zalo }
 }
 

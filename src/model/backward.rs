@@ -142,7 +142,9 @@ impl Transformer {
             nll -= log_probs.gather(&target, 1)?.sum_all()?.to_scalar::<f32>()? as f64;
             let (Some((scale, grads)), Some(dx)) = (grad_scale.as_mut(), dx.as_mut()) else { continue };
             let onehot = Tensor::ones((rows.len(), 1), DType::F32, dev)?;
-            let dz = (log_probs.exp()?.scatter_add(&target, &onehot.neg()?, 1)? * *scale)?;
+            // Detached: trained head rows make the logits track their variable, and a
+            // gradient keeping that graph would keep every chunk's logits alive.
+            let dz = (log_probs.exp()?.scatter_add(&target, &onehot.neg()?, 1)? * *scale)?.detach();
             if let Some(trained) = self.lm_head.trained_rows() {
                 let ids = Tensor::new(trained.ids(), dev)?;
                 let dz_rows = dz.index_select(&ids, 1)?;

@@ -86,6 +86,19 @@ impl ApiError {
         }
     }
 
+    /// A 429 from a per-client limit (`requests` or `tokens`, OpenAI's error types
+    /// for those limits), with `Retry-After`.
+    pub fn rate_limited(kind: &'static str, retry_after_s: u64) -> Self {
+        ApiError {
+            status: 429,
+            message: format!("Rate limit reached for {kind} per minute of this client. Retry in {retry_after_s} s."),
+            kind,
+            param: None,
+            code: Some("rate_limit_exceeded"),
+            retry_after_s: Some(retry_after_s),
+        }
+    }
+
     /// A 504: the request ran past its time limit.
     pub fn timeout(seconds: u64) -> Self {
         ApiError {

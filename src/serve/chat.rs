@@ -79,7 +79,7 @@ impl ChatRequest {
 }
 
 /// Token counts of one answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Usage {
     /// Prompt tokens.
     pub prompt_tokens: usize,
@@ -89,7 +89,25 @@ pub struct Usage {
     pub cached_tokens: usize,
 }
 
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.cached_tokens += other.cached_tokens;
+    }
+}
+
 impl Usage {
+    /// Reads OpenAI's `usage` object (absent fields count 0).
+    pub fn from_json(v: &Value) -> Self {
+        let n = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0) as usize;
+        Usage {
+            prompt_tokens: n("/prompt_tokens"),
+            completion_tokens: n("/completion_tokens"),
+            cached_tokens: n("/prompt_tokens_details/cached_tokens"),
+        }
+    }
+
     /// OpenAI's `usage` object.
     pub fn to_json(&self) -> Value {
         json!({

@@ -18,6 +18,7 @@ pub mod api_error;
 pub mod assistant;
 pub mod cache;
 pub mod chat;
+pub mod client_limits;
 pub mod engine;
 pub mod guardrails;
 pub mod local;

@@ -108,7 +108,9 @@ impl Server {
             tracing::info!("shutting down: draining in-flight requests");
             registry.set_ready(false);
         };
-        let serving = axum::serve(listener, app).with_graceful_shutdown(draining);
+        // The peer address reaches the handlers: the assistant's per-client limits key on it.
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let serving = axum::serve(listener, service).with_graceful_shutdown(draining);
         let loaded_then_served = async {
             loading.await.map_err(|e| Error::msg(format!("loading the model: {e}")))??;
             tracing::info!(model = %options.served_model_name, "ready");

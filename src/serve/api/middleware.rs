@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -51,16 +51,18 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 /// Rejects `/v1/*` requests without `Authorization: Bearer <api key>` when a key is set.
 pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.api_key {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), key.as_bytes())) {
+        if !bearer_matches(request.headers(), key) {
             return ApiError::unauthorized().into_response();
         }
     }
     next.run(request).await
+}
+
+/// Whether `headers` carry `Authorization: Bearer <key>`.
+pub fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    given.is_some_and(|g| constant_time_eq(g.as_bytes(), key.as_bytes()))
 }
 
 /// Compares without an early exit, so the time taken does not reveal the key.

@@ -10,6 +10,8 @@ mod chat_route;
 mod middleware;
 mod openai_json;
 
+pub use middleware::bearer_matches;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 

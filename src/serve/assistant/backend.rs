@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::eval::checks::parse_hermes_tool_calls;
+use crate::serve::chat::Usage;
 use crate::{Error, Result};
 
 /// Sampling settings of one call.
@@ -55,18 +56,26 @@ pub struct AssistantMessage {
     pub content: Option<String>,
     /// Tool calls.
     pub tool_calls: Vec<ToolCall>,
+    /// The tokens this call took, as the model's server counted them.
+    pub usage: Usage,
 }
 
 impl AssistantMessage {
     /// A text answer.
     pub fn text(content: impl Into<String>) -> Self {
-        AssistantMessage { content: Some(content.into()), tool_calls: Vec::new() }
+        AssistantMessage { content: Some(content.into()), ..Default::default() }
     }
 
     /// One tool call.
     pub fn call(name: &str, arguments: Value) -> Self {
         let id = "call_0".to_string();
-        AssistantMessage { content: None, tool_calls: vec![ToolCall { id, name: name.into(), arguments }] }
+        AssistantMessage { tool_calls: vec![ToolCall { id, name: name.into(), arguments }], ..Default::default() }
+    }
+
+    /// The same message with `usage`.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
     }
 
     /// Reads an OpenAI `message` object. Hermes `<tool_call>` markup left in the
@@ -104,7 +113,7 @@ impl AssistantMessage {
                 }
             }
         }
-        AssistantMessage { content, tool_calls }
+        AssistantMessage { content, tool_calls, usage: Usage::default() }
     }
 
     /// The OpenAI `message` object (arguments as a JSON string, as the API carries them).
@@ -179,7 +188,7 @@ impl ChatBackend for OpenAiBackend {
             let message = reply
                 .pointer("/choices/0/message")
                 .ok_or_else(|| Error::msg(format!("{}: reply has no choices[0].message", self.base_url)))?;
-            Ok(AssistantMessage::from_openai(message))
+            Ok(AssistantMessage::from_openai(message).with_usage(Usage::from_json(&reply["usage"])))
         })
     }
 }

@@ -67,6 +67,8 @@ pub struct AssistantConfig {
     pub hotline: String,
     /// Safe reply template (`{topic}`, `{hotline}`).
     pub safe_reply: String,
+    /// What a Zalo customer over the per-client limits is told (the HTTP routes answer 429).
+    pub rate_limited_reply: String,
     /// Model calls per turn that may request tools.
     pub max_tool_rounds: usize,
     /// Longest customer turn in characters.

@@ -37,6 +37,8 @@ use super::retrieval::Retriever;
 use super::routing;
 use crate::data::context::add_to_last_question;
 use crate::serve::cache::{scope, AnswerCache, CacheHit};
+use crate::serve::chat::Usage;
+use crate::serve::client_limits::ClientLimits;
 use crate::serve::guardrails::{check_input, verify, InputLimits, Rejection, Verdict};
 use crate::serve::log::{Exchange, ExchangeLog};
 use crate::serve::tools::{tool_schemas, ToolBackend};
@@ -86,6 +88,9 @@ pub struct Turn {
     pub messages: Vec<Value>,
     /// The end user's id on the channel, when known.
     pub user: Option<String>,
+    /// The client's rate-limit key ([`ClientLimits`]): its fallback calls are capped
+    /// per day. `None`: a trusted caller, not capped per client.
+    pub client: Option<String>,
     /// `api`, `web` or `zalo`.
     pub channel: String,
     /// Sampling; the config's when `None`.
@@ -118,6 +123,8 @@ pub struct Reply {
     pub tools: Vec<ToolRun>,
     /// Guardrail events.
     pub events: Vec<String>,
+    /// Tokens of every model call of the turn (tool rounds and fallback included).
+    pub usage: Usage,
 }
 
 /// What [`Assistant::new`] is built from.
@@ -144,6 +151,7 @@ pub struct Assistant {
     parts: AssistantParts,
     fallback_window: Mutex<VecDeque<Instant>>,
     metrics: Arc<Metrics>,
+    limits: Option<Arc<ClientLimits>>,
 }
 
 /// Result of one backend's attempt at the tool loop.
@@ -221,7 +229,25 @@ fn clean_history(messages: &[Value]) -> Vec<Value> {
 impl Assistant {
     /// An assistant with `config` over `parts`.
     pub fn new(config: AssistantConfig, parts: AssistantParts) -> Self {
-        Assistant { config, parts, fallback_window: Mutex::new(VecDeque::new()), metrics: Arc::new(Metrics::default()) }
+        Assistant {
+            config,
+            parts,
+            fallback_window: Mutex::new(VecDeque::new()),
+            metrics: Arc::new(Metrics::default()),
+            limits: None,
+        }
+    }
+
+    /// The same assistant with per-client limits (its routes admit requests by them,
+    /// and a turn's fallback calls are capped per client and day).
+    pub fn with_client_limits(mut self, limits: Arc<ClientLimits>) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The per-client limits, when set.
+    pub fn client_limits(&self) -> Option<&Arc<ClientLimits>> {
+        self.limits.as_ref()
     }
 
     /// The settings.
@@ -239,8 +265,9 @@ impl Assistant {
         self.parts.log.as_ref()
     }
 
-    /// Whether the rate cap lets one more fallback call through now (and counts it).
-    fn fallback_allowed(&self) -> bool {
+    /// Whether the rate caps let one more fallback call through now (and count it):
+    /// the global per-minute window, then `client`'s daily cap.
+    fn fallback_allowed(&self, client: Option<&str>) -> bool {
         let Ok(mut w) = self.fallback_window.lock() else { return false };
         let now = Instant::now();
         while w.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
@@ -248,6 +275,11 @@ impl Assistant {
         }
         if w.len() >= self.config.fallback_per_minute {
             return false;
+        }
+        if let (Some(limits), Some(client)) = (&self.limits, client) {
+            if !limits.allow_fallback(client) {
+                return false;
+            }
         }
         w.push_back(now);
         true
@@ -283,8 +315,14 @@ impl Assistant {
         let history = clean_history(&turn.messages);
         let question = turn.messages.iter().rev().find(|m| m["role"] == "user").and_then(content_text);
         let question = question.unwrap_or_default();
-        let mut reply =
-            Reply { id, content: String::new(), outcome: Outcome::Answered, tools: Vec::new(), events: Vec::new() };
+        let mut reply = Reply {
+            id,
+            content: String::new(),
+            outcome: Outcome::Answered,
+            tools: Vec::new(),
+            events: Vec::new(),
+            usage: Usage::default(),
+        };
 
         let limits = InputLimits { max_chars: self.config.max_input_chars };
         if let Some(why) = check_input(&question, limits) {
@@ -362,7 +400,7 @@ impl Assistant {
             .map(|a| (a, Outcome::Answered));
         if delivered.is_none() {
             if let Some(fallback) = self.parts.fallback.clone() {
-                if self.fallback_allowed() {
+                if self.fallback_allowed(turn.client.as_deref()) {
                     delivered = self
                         .attempt(&*fallback, messages, evidence, sampling, &mut reply, &mut error)
                         .await
@@ -435,7 +473,10 @@ impl Assistant {
             let tools = if last { Vec::new() } else { tool_schemas() };
             let request = ChatRequest { messages: messages.clone(), tools, sampling };
             let m = match backend.chat(&request).await {
-                Ok(m) => m,
+                Ok(m) => {
+                    reply.usage += m.usage;
+                    m
+                }
                 Err(e) => {
                     inc(&self.metrics.backend_errors);
                     reply.events.push(format!("backend_error: {}", backend.name()));

@@ -6,13 +6,22 @@
 //! | `POST /assistant/v1/chat/completions` | the assistant as an OpenAI-compatible endpoint (also what the server's `/v1/chat/completions` calls for model `stylevn-assistant`: [`chat_completions`]) |
 //! | `POST /v1/feedback` | `{"response_id", "rating": "up"|"down", "comment"?}` |
 //! | `POST /zalo/webhook` | Zalo OA events, when Zalo is configured |
+//!
+//! The first three are public (a customer-facing bot is), each client held to the
+//! assistant's per-client limits ([`crate::serve::client_limits::ClientLimits`]: 429 with `Retry-After` past them);
+//! with [`AssistantState::api_key`] set they need `Authorization: Bearer <key>` too
+//! (the chat page as well, so a browser without the key gets 401). The Zalo
+//! webhook is public and checks Zalo's signature instead.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,6 +31,8 @@ use super::backend::Sampling;
 use super::metrics::inc;
 use super::openai::{completion, completion_events};
 use super::pipeline::{Assistant, Turn};
+use crate::serve::api::bearer_matches;
+use crate::serve::api_error::ApiError;
 use crate::serve::log::Rating;
 use crate::serve::zalo::Zalo;
 
@@ -34,16 +45,44 @@ pub struct AssistantState {
     pub assistant: Arc<Assistant>,
     /// The Zalo OA channel, when configured.
     pub zalo: Option<Arc<Zalo>>,
+    /// The key the chat routes require (`--assistant-requires-key`), when set.
+    pub api_key: Option<Arc<str>>,
 }
 
-/// The routes above over `state`.
+/// The rate-limit key of the request's client, set by the guard for the handlers.
+#[derive(Debug, Clone)]
+struct Client(String);
+
+/// The routes above over `state`. Serve them with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, or every client is one
+/// (`ip:unknown`) to the limits.
 pub fn routes(state: Arc<AssistantState>) -> Router {
     Router::new()
         .route("/", get(|| async { Html(CHAT_PAGE) }))
         .route("/assistant/v1/chat/completions", post(completions_route))
         .route("/v1/feedback", post(feedback_route))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .route("/zalo/webhook", post(zalo_route))
         .with_state(state)
+}
+
+/// The chat routes' gate: the key when one is required, then the client's request bucket.
+async fn guard(State(state): State<Arc<AssistantState>>, mut request: Request, next: Next) -> Response {
+    if let Some(key) = &state.api_key {
+        if !bearer_matches(request.headers(), key) {
+            return ApiError::unauthorized().into_response();
+        }
+    }
+    if let Some(limits) = state.assistant.client_limits() {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let client = limits.http_client(peer, forwarded);
+        if let Err(denied) = limits.admit_request(&client) {
+            return ApiError::rate_limited(denied.kind.name(), denied.retry_after_s()).into_response();
+        }
+        request.extensions_mut().insert(Client(client));
+    }
+    next.run(request).await
 }
 
 /// An OpenAI-shaped error response.
@@ -67,16 +106,25 @@ fn sampling_of(body: &Value, assistant: &Assistant) -> Sampling {
 }
 
 /// Answers an OpenAI chat-completions request body with the assistant (streamed
-/// when `"stream": true`). `channel` is logged (`api`, `web`).
-pub async fn chat_completions(assistant: &Assistant, body: &Value, channel: &str) -> Response {
+/// when `"stream": true`, with a last usage chunk when `stream_options.include_usage`).
+/// `channel` is logged (`api`, `web`); `client` (the rate-limit key) pays the
+/// request's `max_tokens` from its token bucket and caps its fallback calls.
+pub async fn chat_completions(assistant: &Assistant, body: &Value, channel: &str, client: Option<&str>) -> Response {
     let Some(messages) = body.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty()) else {
         return error_response(StatusCode::BAD_REQUEST, "`messages` must be a non-empty list", Some("messages"));
     };
+    let sampling = sampling_of(body, assistant);
+    if let (Some(limits), Some(client)) = (assistant.client_limits(), client) {
+        if let Err(denied) = limits.take_tokens(client, sampling.max_tokens) {
+            return ApiError::rate_limited(denied.kind.name(), denied.retry_after_s()).into_response();
+        }
+    }
     let turn = Turn {
         messages: messages.clone(),
         user: body.get("user").and_then(Value::as_str).map(str::to_owned),
+        client: client.map(str::to_owned),
         channel: channel.to_string(),
-        sampling: Some(sampling_of(body, assistant)),
+        sampling: Some(sampling),
     };
     let reply = match assistant.respond(turn).await {
         Ok(r) => r,
@@ -84,7 +132,8 @@ pub async fn chat_completions(assistant: &Assistant, body: &Value, channel: &str
     };
     let model = body.get("model").and_then(Value::as_str).unwrap_or(&assistant.config().model_id).to_string();
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        let events = completion_events(&reply, &model).into_iter().map(|e| Ok::<_, Infallible>(Bytes::from(e)));
+        let usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+        let events = completion_events(&reply, &model, usage).into_iter().map(|e| Ok::<_, Infallible>(Bytes::from(e)));
         let stream = Body::from_stream(futures::stream::iter(events));
         return ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], stream)
             .into_response();
@@ -92,12 +141,18 @@ pub async fn chat_completions(assistant: &Assistant, body: &Value, channel: &str
     Json(completion(&reply, &model)).into_response()
 }
 
-async fn completions_route(State(state): State<Arc<AssistantState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn completions_route(
+    State(state): State<Arc<AssistantState>>,
+    client: Option<axum::Extension<Client>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return error_response(StatusCode::BAD_REQUEST, "the body is not valid JSON", None);
     };
     let channel = if headers.get("x-stylevn-channel").is_some_and(|v| v == "web") { "web" } else { "api" };
-    chat_completions(&state.assistant, &body, channel).await
+    let client = client.as_ref().map(|c| c.0 .0.as_str());
+    chat_completions(&state.assistant, &body, channel, client).await
 }
 
 async fn feedback_route(State(state): State<Arc<AssistantState>>, body: Bytes) -> Response {

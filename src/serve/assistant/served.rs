@@ -16,7 +16,7 @@ use super::retrieval::Retriever;
 use crate::serve::api::ModelRegistry;
 use crate::serve::api_error::ApiError;
 use crate::serve::cache::AnswerCache;
-use crate::serve::chat::{collect, ChatEvent, ChatRequest, ChatService, ChatStream, ToolChoice, Usage};
+use crate::serve::chat::{collect, ChatEvent, ChatRequest, ChatService, ChatStream, ToolChoice};
 use crate::serve::log::ExchangeLog;
 use crate::serve::tools::SqliteTools;
 use crate::{Error, Result};
@@ -54,7 +54,7 @@ impl ChatBackend for RegistryBackend {
             req.max_tokens = Some(request.sampling.max_tokens as usize);
             let stream = service.chat(req).await.map_err(|e| Error::msg(format!("{}: {e:?}", self.model)))?;
             let done = collect(stream).await.map_err(|e| Error::msg(format!("{}: {e:?}", self.model)))?;
-            Ok(AssistantMessage::from_openai(&done.message()))
+            Ok(AssistantMessage::from_openai(&done.message()).with_usage(done.usage))
         })
     }
 }
@@ -88,11 +88,18 @@ impl ChatService for AssistantService {
             if let Some(m) = request.max_tokens {
                 sampling.max_tokens = sampling.max_tokens.min(m as u32);
             }
-            let turn = Turn { messages: request.messages, user: None, channel: "api".into(), sampling: Some(sampling) };
+            // Behind the API key: a trusted caller, not capped per client.
+            let turn = Turn {
+                messages: request.messages,
+                user: None,
+                client: None,
+                channel: "api".into(),
+                sampling: Some(sampling),
+            };
             let reply = assistant.respond(turn).await.map_err(|e| ApiError::internal(e.to_string()))?;
             let events = vec![
                 Ok(ChatEvent::Content(reply.content)),
-                Ok(ChatEvent::Finish { reason: "stop".into(), usage: Usage::default() }),
+                Ok(ChatEvent::Finish { reason: "stop".into(), usage: reply.usage }),
             ];
             Ok(futures::stream::iter(events).boxed())
         })

@@ -140,7 +140,16 @@ impl Zalo {
     /// Answers one message and sends the reply (failures are counted and logged by the API client).
     async fn answer(&self, user: String, text: String) {
         let messages = self.conversations.push(&user, json!({"role": "user", "content": text}));
-        let turn = Turn { messages, user: Some(user.clone()), channel: "zalo".into(), sampling: None };
+        let client = zalo_client(&user);
+        if let Some(limits) = self.assistant.client_limits() {
+            let max_tokens = self.assistant.config().max_tokens;
+            if limits.admit_request(&client).and_then(|_| limits.take_tokens(&client, max_tokens)).is_err() {
+                let _ = self.api.send_text(&user, &self.assistant.config().rate_limited_reply).await;
+                return;
+            }
+        }
+        let turn =
+            Turn { messages, user: Some(user.clone()), client: Some(client), channel: "zalo".into(), sampling: None };
         let content = match self.assistant.respond(turn).await {
             Ok(reply) => reply.content,
             Err(_) => self.assistant.config().safe_reply_for(None),
@@ -148,4 +157,10 @@ impl Zalo {
         self.conversations.push(&user, json!({"role": "assistant", "content": content}));
         let _ = self.api.send_text(&user, &content).await;
     }
+}
+
+/// The rate-limit key of a Zalo user: a hash of the id, not the id itself.
+fn zalo_client(user: &str) -> String {
+    use sha2::Digest;
+    format!("zalo:{}", hex::encode(&sha2::Sha256::digest(user.as_bytes())[..12]))
 }
