@@ -23,8 +23,9 @@ use stylevn::serve::zalo::{self, TokenStore, Zalo, ZaloConfig};
 /// generation to an upstream OpenAI-compatible server (vLLM) with --upstream.
 ///
 /// Who may call what: with --api-key, `/v1/chat/completions` and `/v1/models` need
-/// `Authorization: Bearer KEY`; `/health` and `/metrics` are open (keep them off the
-/// internet). With --db, the assistant's chat routes (`/` the chat page,
+/// `Authorization: Bearer KEY` (without it they are open to anyone and not limited per
+/// client: set a key on any server reachable beyond localhost); `/health` and
+/// `/metrics` are open (keep them off the internet). With --db, the assistant's chat routes (`/` the chat page,
 /// `POST /assistant/v1/chat/completions`, `POST /v1/feedback` for a response id this
 /// server gave out) are public, as a customer-facing bot is, each client (its IP, or
 /// the first X-Forwarded-For hop with --trust-forwarded-for) held to the per-client
