@@ -154,6 +154,10 @@ pub struct Args {
     /// [config: limits.fallback_per_day, default 20]
     #[arg(long, requires = "db")]
     fallback_per_day: Option<u32>,
+    /// Requests of one client answered at once, 0 for no cap.
+    /// [config: limits.max_in_flight, default 2]
+    #[arg(long, requires = "db")]
+    max_in_flight: Option<u32>,
     /// The client is the first X-Forwarded-For hop (only behind a proxy that sets it).
     /// [config: limits.trust_forwarded_for, default false]
     #[arg(long, requires = "db")]
@@ -364,6 +368,7 @@ fn client_limits(args: &Args, section: &ClientLimitsConfig) -> ClientLimitsConfi
         tokens_per_minute: args.tokens_per_minute.unwrap_or(section.tokens_per_minute),
         token_burst: args.token_burst.unwrap_or(section.token_burst),
         fallback_per_day: args.fallback_per_day.unwrap_or(section.fallback_per_day),
+        max_in_flight: args.max_in_flight.unwrap_or(section.max_in_flight),
         trust_forwarded_for: args.trust_forwarded_for || section.trust_forwarded_for,
     }
 }

@@ -511,6 +511,7 @@ fn limits(requests_per_minute: u32, request_burst: u32) -> Arc<ClientLimits> {
         tokens_per_minute: 0,
         token_burst: 0,
         fallback_per_day: 0,
+        max_in_flight: 0,
         trust_forwarded_for: false,
     }))
 }

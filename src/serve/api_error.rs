@@ -91,7 +91,7 @@ impl ApiError {
     pub fn rate_limited(kind: &'static str, retry_after_s: u64) -> Self {
         ApiError {
             status: 429,
-            message: format!("Rate limit reached for {kind} per minute of this client. Retry in {retry_after_s} s."),
+            message: format!("Rate limit reached for {kind} of this client. Retry in {retry_after_s} s."),
             kind,
             param: None,
             code: Some("rate_limit_exceeded"),

@@ -9,15 +9,20 @@
 //!   are taken at admission (as hosted APIs count `max_tokens` against tokens per
 //!   minute); unused tokens are not given back;
 //! - fallback-model calls: `fallback_per_day` per client, beside the assistant's
-//!   global `fallback_per_minute`.
+//!   global `fallback_per_minute`;
+//! - requests in flight: `max_in_flight` per client, so a client the buckets still
+//!   admit (a slow server makes few requests a minute) cannot hold more of the
+//!   engine's slots than that.
 //!
 //! A client is its IP address (the first `X-Forwarded-For` hop when
 //! `trust_forwarded_for` says a proxy in front sets it) or, on Zalo, its hashed user
 //! id. 0 turns a limit off.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -38,6 +43,8 @@ pub struct ClientLimitsConfig {
     pub token_burst: u32,
     /// Fallback-model calls per client per day (0: no per-client cap).
     pub fallback_per_day: u32,
+    /// Requests of one client answered at once (0: no cap).
+    pub max_in_flight: u32,
     /// Take the client's address from the first `X-Forwarded-For` hop (only behind a
     /// proxy that sets it: otherwise any client can pick its own address).
     pub trust_forwarded_for: bool,
@@ -51,6 +58,7 @@ impl Default for ClientLimitsConfig {
             tokens_per_minute: 4096,
             token_burst: 2048,
             fallback_per_day: 20,
+            max_in_flight: 2,
             trust_forwarded_for: false,
         }
     }
@@ -63,6 +71,8 @@ pub enum LimitKind {
     Requests,
     /// Generated tokens per minute.
     Tokens,
+    /// Requests in flight.
+    InFlight,
 }
 
 impl LimitKind {
@@ -71,6 +81,7 @@ impl LimitKind {
         match self {
             LimitKind::Requests => "requests",
             LimitKind::Tokens => "tokens",
+            LimitKind::InFlight => "requests_in_flight",
         }
     }
 }
@@ -101,8 +112,28 @@ pub struct ClientLimits {
     fallback: Option<Limiter>,
     clock: DefaultClock,
     checks: AtomicU64,
-    refused: [AtomicU64; 2],
+    refused: [AtomicU64; 3],
     fallback_refused: AtomicU64,
+    in_flight: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+/// One admitted request of a client, counted in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    counts: Arc<Mutex<HashMap<String, u32>>>,
+    client: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// Checks between two sweeps of idle clients' state.
@@ -130,6 +161,7 @@ impl ClientLimits {
             checks: AtomicU64::new(0),
             refused: Default::default(),
             fallback_refused: AtomicU64::new(0),
+            in_flight: Arc::default(),
         }
     }
 
@@ -158,6 +190,18 @@ impl ClientLimits {
         l.check_key(&client.to_string()).map_err(|not_until| {
             self.refuse(Denied { kind: LimitKind::Requests, retry_after: not_until.wait_time_from(self.clock.now()) })
         })
+    }
+
+    /// Counts one more request of `client` in flight until the returned guard is
+    /// dropped; refused (Retry-After 1 s) when it already has `max_in_flight`.
+    pub fn enter(&self, client: &str) -> Result<InFlight, Denied> {
+        let mut counts = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(client.to_string()).or_insert(0);
+        if self.config.max_in_flight > 0 && *n >= self.config.max_in_flight {
+            return Err(self.refuse(Denied { kind: LimitKind::InFlight, retry_after: Duration::from_secs(1) }));
+        }
+        *n += 1;
+        Ok(InFlight { counts: self.in_flight.clone(), client: client.to_string() })
     }
 
     /// Takes `max_tokens` from `client`'s token bucket; refused (and nothing taken)
@@ -200,7 +244,7 @@ impl ClientLimits {
             "# HELP stylevn_rate_limited_total Requests refused with 429 by a per-client limit.\n\
              # TYPE stylevn_rate_limited_total counter\n",
         );
-        for kind in [LimitKind::Requests, LimitKind::Tokens] {
+        for kind in [LimitKind::Requests, LimitKind::Tokens, LimitKind::InFlight] {
             out.push_str(&format!("stylevn_rate_limited_total{{limit=\"{}\"}} {}\n", kind.name(), self.refused(kind)));
         }
         out.push_str(
@@ -245,8 +289,25 @@ mod tests {
             tokens_per_minute: tokens.0,
             token_burst: tokens.1,
             fallback_per_day: fallback,
+            max_in_flight: 0,
             trust_forwarded_for: false,
         })
+    }
+
+    /// Two in flight per client: a third waits for one to end; others are not counted against it.
+    #[test]
+    fn requests_in_flight_are_capped_per_client() {
+        let mut c = limits((0, 0), (0, 0), 0).config().clone();
+        c.max_in_flight = 2;
+        let l = ClientLimits::new(c);
+        let (a1, _a2) = (l.enter("a").unwrap(), l.enter("a").unwrap());
+        let denied = l.enter("a").unwrap_err();
+        assert_eq!((denied.kind, denied.retry_after_s()), (LimitKind::InFlight, 1));
+        let _b = l.enter("b").unwrap();
+        drop(a1);
+        let _a3 = l.enter("a").unwrap();
+        assert_eq!(l.refused(LimitKind::InFlight), 1);
+        assert!(l.render().contains("stylevn_rate_limited_total{limit=\"requests_in_flight\"} 1\n"));
     }
 
     /// A burst of 3 at 60/min: three requests pass, the fourth waits about a second;

@@ -141,11 +141,16 @@ impl Zalo {
     async fn answer(&self, user: String, text: String) {
         let messages = self.conversations.push(&user, json!({"role": "user", "content": text}));
         let client = zalo_client(&user);
+        let mut _in_flight = None;
         if let Some(limits) = self.assistant.client_limits() {
             let max_tokens = self.assistant.config().max_tokens;
-            if limits.admit_request(&client).and_then(|_| limits.take_tokens(&client, max_tokens)).is_err() {
-                let _ = self.api.send_text(&user, &self.assistant.config().rate_limited_reply).await;
-                return;
+            let admitted = limits.admit_request(&client).and_then(|_| limits.enter(&client));
+            match admitted.and_then(|guard| limits.take_tokens(&client, max_tokens).map(|_| guard)) {
+                Ok(guard) => _in_flight = Some(guard),
+                Err(_) => {
+                    let _ = self.api.send_text(&user, &self.assistant.config().rate_limited_reply).await;
+                    return;
+                }
             }
         }
         let turn =
