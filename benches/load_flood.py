@@ -154,7 +154,8 @@ def main():
         f"the end: more than this script means the machine was shared), {time.strftime('%Y-%m-%d')}. A polite client "
         f"(127.0.0.2) asks one store question every {args.gap} s; a flooder (127.0.0.3) keeps {args.flood_workers} "
         "requests in flight and retries a 429 after 50 ms, ignoring Retry-After. Limits: configs/serve.toml [limits] "
-        "(per client: 20 requests/min in bursts of 10, 4096 max_tokens/min in bursts of 2048). TTFT in milliseconds "
+        "(per client: 20 requests/min in bursts of 10, 4096 max_tokens/min in bursts of 2048, 2 in flight). "
+        "TTFT in milliseconds "
         f"(the assistant streams its verified answer, so TTFT is the turn's latency); a request past "
         f"{REQUEST_TIMEOUT_S} s counts as timed out (\"other\").",
         "",
