@@ -126,13 +126,12 @@ impl Transformer {
         x: &Tensor,
         rows: &[u32],
         targets: &[u32],
-        grad_scale: Option<(f64, &mut ParamGrads)>,
+        mut grad_scale: Option<(f64, &mut ParamGrads)>,
     ) -> Result<(f64, Option<Tensor>)> {
         let dev = x.device();
         let (n, hidden) = x.dims2()?;
         let mut nll = 0f64;
         let mut dx = grad_scale.as_ref().map(|_| vec![0f32; n * hidden]);
-        let mut grad_scale = grad_scale;
         for (rows, targets) in rows.chunks(HEAD_CHUNK).zip(targets.chunks(HEAD_CHUNK)) {
             let index = Tensor::new(rows, dev)?;
             let picked = x.index_select(&index, 0)?;

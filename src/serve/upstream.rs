@@ -188,12 +188,7 @@ fn relay(state: Relay) -> ChatStream {
 fn read_chunk(s: &mut Relay, chunk: &Value) -> Vec<Result<ChatEvent, ApiError>> {
     let mut out = Vec::new();
     if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-        let count = |k: &str| usage[k].as_u64().unwrap_or(0) as usize;
-        s.usage = Usage {
-            prompt_tokens: count("prompt_tokens"),
-            completion_tokens: count("completion_tokens"),
-            cached_tokens: usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0) as usize,
-        };
+        s.usage = Usage::from_json(usage);
     }
     let choice = &chunk["choices"][0];
     if let Some(reason) = choice["finish_reason"].as_str() {

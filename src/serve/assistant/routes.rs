@@ -73,20 +73,17 @@ async fn guard(State(state): State<Arc<AssistantState>>, mut request: Request, n
             return ApiError::unauthorized().into_response();
         }
     }
+    // Held until the handler returns: the assistant's answer, streamed or not, is complete by then.
+    let mut _in_flight = None;
     if let Some(limits) = state.assistant.client_limits() {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
         let client = limits.http_client(peer, forwarded);
-        let admitted = limits.admit_request(&client).and_then(|_| limits.enter(&client));
-        let in_flight = match admitted {
-            Ok(guard) => guard,
+        match limits.admit_request(&client).and_then(|_| limits.enter(&client)) {
+            Ok(guard) => _in_flight = Some(guard),
             Err(denied) => return ApiError::rate_limited(denied.kind.name(), denied.retry_after_s()).into_response(),
-        };
+        }
         request.extensions_mut().insert(Client(client));
-        // The assistant's answer (streamed or not) is complete when the handler returns.
-        let response = next.run(request).await;
-        drop(in_flight);
-        return response;
     }
     next.run(request).await
 }

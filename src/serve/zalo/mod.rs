@@ -141,6 +141,7 @@ impl Zalo {
     async fn answer(&self, user: String, text: String) {
         let messages = self.conversations.push(&user, json!({"role": "user", "content": text}));
         let client = zalo_client(&user);
+        // Held while the turn is answered.
         let mut _in_flight = None;
         if let Some(limits) = self.assistant.client_limits() {
             let max_tokens = self.assistant.config().max_tokens;
