@@ -1,6 +1,7 @@
 //! `stylevn db init`: builds the SQLite store the tools query from the shipped
 //! CSV and Markdown files (see `stylevn::data::db`). `stylevn db call`: runs one of
 //! the assistant's tools against it and prints the result the model would read.
+//! `stylevn db tools`: prints the store's tool schemas (what `evals/tools.json` holds).
 
 use std::path::PathBuf;
 
@@ -45,6 +46,14 @@ enum DbCommand {
         #[arg(long, value_name = "FILE", default_value = "data/stylevn.db")]
         db: PathBuf,
     },
+    /// Print the store's OpenAI `tools` array (its own categories and policy topics as
+    /// the choices): the schemas `synth` writes and `serve` offers, for `eval --tools`.
+    #[command(after_help = "Example:\n  stylevn db tools --db data/stylevn.db > evals/tools.json")]
+    Tools {
+        /// Store database (from `stylevn db init`).
+        #[arg(long, value_name = "FILE", default_value = "data/stylevn.db")]
+        db: PathBuf,
+    },
 }
 
 /// Runs `stylevn db`.
@@ -75,6 +84,11 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
             anyhow::ensure!(args.is_object(), "arguments of {tool}: expected a JSON object, got {arguments}");
             let tools = ToolBox::at_store_date(open_db(&db)?)?;
             println!("{}", tools.call(&tool, &args)?);
+            Ok(())
+        }
+        DbCommand::Tools { db } => {
+            let tools = ToolBox::at_store_date(open_db(&db)?)?;
+            println!("{}", serde_json::to_string_pretty(&tools.schemas())?);
             Ok(())
         }
     }

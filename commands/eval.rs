@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
-use stylevn::eval::checks::DEFAULT_REFUSAL_MARKERS;
 use stylevn::eval::plots::write_plots;
 use stylevn::eval::report::deltas_markdown;
 use stylevn::eval::{
-    compare, load_golden, run_cases, sample_by_intent, score_pairs, ChatClient, Endpoint, Judge, LoadShape, Report,
-    ReportMeta, RunOptions, Thresholds,
+    compare, load_golden, run_cases, sample_by_intent, score_pairs, ChatClient, Endpoint, EvalConfig, Judge, LoadShape,
+    Report, ReportMeta, RunOptions,
 };
+
+use crate::config::{self, config_flags};
 
 /// Evaluate a model behind an OpenAI-compatible endpoint on the golden set: faithfulness,
 /// hallucination, tool calls, refusals, ROUGE/chrF and latency; non-zero exit when a
@@ -53,152 +53,87 @@ struct ScoreArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. [config: endpoint]
-    #[arg(long)]
-    endpoint: Option<String>,
-    /// Model id to request. [config: model]
-    #[arg(long)]
-    model: Option<String>,
-    /// The golden set. [config: set, default evals/golden.jsonl]
-    #[arg(long)]
-    set: Option<PathBuf>,
-    /// Output directory for report.json, report.md and plots. [config: out, default report]
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Requests in flight (with --request-rate: the cap, 0 = none). [config: concurrency, default 4]
-    #[arg(long)]
-    concurrency: Option<usize>,
-    /// Poisson arrivals at this many requests/s instead of a fixed concurrency. [config: request_rate]
-    #[arg(long)]
-    request_rate: Option<f64>,
-    /// Judge endpoint for faithfulness (any OpenAI-compatible URL); none = no judge. [config: judge_url]
-    #[arg(long)]
-    judge_url: Option<String>,
-    /// Judge model id. [config: judge_model]
-    #[arg(long)]
-    judge_model: Option<String>,
-    /// Environment variable holding the endpoint's API key. [config: api_key_env, default OPENAI_API_KEY]
-    #[arg(long)]
-    api_key_env: Option<String>,
-    /// Environment variable holding the judge's API key. [config: judge_api_key_env]
-    #[arg(long)]
-    judge_api_key_env: Option<String>,
-    /// max_tokens per request. [config: max_tokens, default 256]
-    #[arg(long)]
-    max_tokens: Option<u32>,
-    /// Sampling temperature. [config: temperature, default 0]
-    #[arg(long)]
-    temperature: Option<f64>,
-    /// Request seed (and Poisson arrival seed). [config: seed, default 0]
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Per-request timeout in seconds. [config: timeout_s, default 300]
-    #[arg(long)]
-    timeout_s: Option<u64>,
+    #[command(flatten)]
+    settings: Settings,
     /// Run only N cases: every intent gets its share in turn, spread over its cases.
     #[arg(long)]
     limit: Option<usize>,
-    /// System prompt put first in cases that have none ("" = none). [config: system_prompt]
-    #[arg(long)]
-    system_prompt: Option<String>,
-    /// JSON file with the OpenAI `tools` array offered on every request ("" = none). [config: tools]
-    #[arg(long)]
-    tools: Option<String>,
-    /// Send each case's contexts before its last question under this heading, as `stylevn serve`
-    /// adds what its retrieval finds: for a model served without retrieval ("" = contexts not
-    /// sent). [config: context_heading]
-    #[arg(long, value_name = "TEXT")]
-    context_heading: Option<String>,
-    /// Fail below this mean faithfulness. [config: thresholds.min_faithfulness]
-    #[arg(long)]
-    min_faithfulness: Option<f64>,
-    /// Fail above this hallucination rate. [config: thresholds.max_hallucination]
-    #[arg(long)]
-    max_hallucination: Option<f64>,
-    /// Fail above this p95 TTFT in ms. [config: thresholds.max_ttft_p95_ms]
-    #[arg(long)]
-    max_ttft_p95_ms: Option<f64>,
-    /// Fail below this tool-call accuracy. [config: thresholds.min_tool_call_accuracy]
-    #[arg(long)]
-    min_tool_call_accuracy: Option<f64>,
-    /// Fail below this refusal precision. [config: thresholds.min_refusal_precision]
-    #[arg(long)]
-    min_refusal_precision: Option<f64>,
-    /// Fail below this refusal recall. [config: thresholds.min_refusal_recall]
-    #[arg(long)]
-    min_refusal_recall: Option<f64>,
-    /// Fail below this must_include coverage. [config: thresholds.min_must_include]
-    #[arg(long)]
-    min_must_include: Option<f64>,
-    /// Fail below this mean ROUGE-L F. [config: thresholds.min_rouge_l]
-    #[arg(long)]
-    min_rouge_l: Option<f64>,
-    /// Fail above this share of failed requests. [config: thresholds.max_error_rate]
-    #[arg(long)]
-    max_error_rate: Option<f64>,
     /// An earlier report.json: print (and record in report.md) what changed.
     #[arg(long)]
     compare: Option<PathBuf>,
     /// Print the summary, gate and deltas as one JSON object.
     #[arg(long)]
     json: bool,
-    /// Config file (default: configs/eval.toml when present).
+    /// Config file (default: configs/eval.toml when present). Every flag above overrides its field.
     #[arg(long)]
     config: Option<PathBuf>,
 }
 
-/// `configs/eval.toml`.
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Config {
-    endpoint: String,
-    model: String,
-    set: PathBuf,
-    out: PathBuf,
-    concurrency: usize,
-    request_rate: f64,
-    max_tokens: u32,
-    temperature: f64,
-    seed: u64,
-    timeout_s: u64,
-    judge_url: String,
-    judge_model: String,
-    judge_max_attempts: usize,
-    judge_backoff_ms: u64,
-    api_key_env: String,
-    judge_api_key_env: String,
-    system_prompt: String,
-    tools: String,
-    context_heading: String,
-    refusal_markers: Vec<String>,
-    thresholds: Thresholds,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            endpoint: String::new(),
-            model: String::new(),
-            set: "evals/golden.jsonl".into(),
-            out: "report".into(),
-            concurrency: 4,
-            request_rate: 0.0,
-            max_tokens: 256,
-            temperature: 0.0,
-            seed: 0,
-            timeout_s: 300,
-            judge_url: String::new(),
-            judge_model: String::new(),
-            judge_max_attempts: 3,
-            judge_backoff_ms: 500,
-            api_key_env: "OPENAI_API_KEY".into(),
-            judge_api_key_env: "OPENAI_API_KEY".into(),
-            system_prompt: String::new(),
-            tools: String::new(),
-            context_heading: String::new(),
-            refusal_markers: DEFAULT_REFUSAL_MARKERS.iter().map(|s| s.to_string()).collect(),
-            thresholds: Thresholds::default(),
-        }
+config_flags! {
+    /// `EvalConfig`'s fields.
+    struct Settings for EvalConfig {
+        /// Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1.
+        endpoint: String,
+        /// Model id to request.
+        model: String,
+        /// The golden set.
+        set: PathBuf,
+        /// Output directory for report.json, report.md and plots.
+        out: PathBuf,
+        /// Requests in flight (with --request-rate: the cap, 0 = none).
+        concurrency: usize,
+        /// Poisson arrivals at this many requests/s instead of a fixed concurrency.
+        request_rate: f64,
+        /// Judge endpoint for faithfulness (any OpenAI-compatible URL); "" = no judge.
+        judge_url: String,
+        /// Judge model id.
+        judge_model: String,
+        /// Attempts per judge call.
+        judge_max_attempts: usize,
+        /// First judge retry delay in ms, doubled each retry.
+        judge_backoff_ms: u64,
+        /// Environment variable holding the endpoint's API key.
+        api_key_env: String,
+        /// Environment variable holding the judge's API key.
+        judge_api_key_env: String,
+        /// max_tokens per request.
+        max_tokens: u32,
+        /// Sampling temperature.
+        temperature: f64,
+        /// Request seed (and Poisson arrival seed).
+        seed: u64,
+        /// Per-request timeout in seconds.
+        timeout_s: u64,
+        /// System prompt put first in cases that have none ("" = none).
+        system_prompt: String,
+        /// JSON file with the OpenAI `tools` array offered on every request ("" = none).
+        tools: String,
+        /// Send each case's contexts before its last question under this heading, as `stylevn serve`
+        /// adds what its retrieval finds: for a model served without retrieval ("" = contexts not
+        /// sent).
+        #[arg(value_name = "TEXT")]
+        context_heading: String,
+        /// A phrase that marks a refusal; repeat for several (replaces the config's list).
+        #[arg(value_name = "TEXT")]
+        refusal_markers: Vec<String>,
+        /// Fail below this mean faithfulness. [config: thresholds.min_faithfulness]
+        min_faithfulness => thresholds.min_faithfulness: f64,
+        /// Fail above this hallucination rate. [config: thresholds.max_hallucination]
+        max_hallucination => thresholds.max_hallucination: f64,
+        /// Fail above this p95 TTFT in ms. [config: thresholds.max_ttft_p95_ms]
+        max_ttft_p95_ms => thresholds.max_ttft_p95_ms: f64,
+        /// Fail below this tool-call accuracy. [config: thresholds.min_tool_call_accuracy]
+        min_tool_call_accuracy => thresholds.min_tool_call_accuracy: f64,
+        /// Fail below this refusal precision. [config: thresholds.min_refusal_precision]
+        min_refusal_precision => thresholds.min_refusal_precision: f64,
+        /// Fail below this refusal recall. [config: thresholds.min_refusal_recall]
+        min_refusal_recall => thresholds.min_refusal_recall: f64,
+        /// Fail below this must_include coverage. [config: thresholds.min_must_include]
+        min_must_include => thresholds.min_must_include: f64,
+        /// Fail below this mean ROUGE-L F. [config: thresholds.min_rouge_l]
+        min_rouge_l => thresholds.min_rouge_l: f64,
+        /// Fail above this share of failed requests. [config: thresholds.max_error_rate]
+        max_error_rate => thresholds.max_error_rate: f64,
     }
 }
 
@@ -226,47 +161,25 @@ fn exec_score(args: ScoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn or_str(flag: Option<String>, cfg: String) -> String {
-    flag.unwrap_or(cfg)
-}
-
 fn api_key(env_name: &str) -> Option<String> {
     (!env_name.is_empty()).then(|| std::env::var(env_name).ok()).flatten().filter(|k| !k.is_empty())
 }
 
 fn exec_run(a: RunArgs) -> anyhow::Result<()> {
-    let cfg: Config = crate::config::load(a.config.as_deref(), "eval.toml")?;
-    let endpoint = or_str(a.endpoint, cfg.endpoint);
-    let model = or_str(a.model, cfg.model);
-    if endpoint.is_empty() || model.is_empty() {
+    let cfg = config::resolve(a.config.as_deref(), "eval.toml", a.settings)?;
+    if cfg.endpoint.is_empty() || cfg.model.is_empty() {
         bail!("give --endpoint URL and --model NAME (or set endpoint and model in configs/eval.toml)");
     }
-    let set = a.set.unwrap_or(cfg.set);
-    let out_dir = a.out.unwrap_or(cfg.out);
-    let concurrency = a.concurrency.unwrap_or(cfg.concurrency);
-    let rate = a.request_rate.unwrap_or(cfg.request_rate);
-    let load = if rate > 0.0 {
-        LoadShape::Rate { per_s: rate, max_concurrency: concurrency }
+    let load = if cfg.request_rate > 0.0 {
+        LoadShape::Rate { per_s: cfg.request_rate, max_concurrency: cfg.concurrency }
     } else {
-        LoadShape::Concurrency(concurrency.max(1))
+        LoadShape::Concurrency(cfg.concurrency.max(1))
     };
-    let t = &cfg.thresholds;
-    let thresholds = Thresholds {
-        min_faithfulness: a.min_faithfulness.or(t.min_faithfulness),
-        max_hallucination: a.max_hallucination.or(t.max_hallucination),
-        max_ttft_p95_ms: a.max_ttft_p95_ms.or(t.max_ttft_p95_ms),
-        min_tool_call_accuracy: a.min_tool_call_accuracy.or(t.min_tool_call_accuracy),
-        min_refusal_precision: a.min_refusal_precision.or(t.min_refusal_precision),
-        min_refusal_recall: a.min_refusal_recall.or(t.min_refusal_recall),
-        min_must_include: a.min_must_include.or(t.min_must_include),
-        min_rouge_l: a.min_rouge_l.or(t.min_rouge_l),
-        max_error_rate: a.max_error_rate.or(t.max_error_rate),
-    };
-    let tools_path = or_str(a.tools, cfg.tools);
-    let tools = if tools_path.trim().is_empty() {
+    let tools = if cfg.tools.trim().is_empty() {
         None
     } else {
-        let text = std::fs::read_to_string(&tools_path)
+        let tools_path = &cfg.tools;
+        let text = std::fs::read_to_string(tools_path)
             .with_context(|| format!("reading tools file {tools_path} (pass --tools \"\" to offer no tools)"))?;
         let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{tools_path}: not JSON"))?;
         if !v.is_array() {
@@ -282,43 +195,41 @@ fn exec_run(a: RunArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    let mut cases = load_golden(&set)?;
+    let mut cases = load_golden(&cfg.set)?;
     if let Some(n) = a.limit {
         cases = sample_by_intent(cases, n);
     }
-    let timeout = Duration::from_secs(a.timeout_s.unwrap_or(cfg.timeout_s).max(1));
+    let timeout = Duration::from_secs(cfg.timeout_s.max(1));
+    let non_empty = |s: &str| Some(s.to_string()).filter(|s| !s.trim().is_empty());
     let options = RunOptions {
         load,
-        max_tokens: a.max_tokens.unwrap_or(cfg.max_tokens),
-        temperature: a.temperature.unwrap_or(cfg.temperature),
-        seed: a.seed.unwrap_or(cfg.seed),
-        system_prompt: Some(or_str(a.system_prompt, cfg.system_prompt)).filter(|s| !s.trim().is_empty()),
+        max_tokens: cfg.max_tokens,
+        temperature: cfg.temperature,
+        seed: cfg.seed,
+        system_prompt: non_empty(&cfg.system_prompt),
         tools,
-        context_heading: Some(or_str(a.context_heading, cfg.context_heading)).filter(|s| !s.trim().is_empty()),
+        context_heading: non_empty(&cfg.context_heading),
         refusal_markers: cfg.refusal_markers.clone(),
     };
-    let judge_url = or_str(a.judge_url, cfg.judge_url);
-    let judge_model = or_str(a.judge_model, cfg.judge_model);
-    let api_key_env = or_str(a.api_key_env, cfg.api_key_env);
-    let judge_key_env = or_str(a.judge_api_key_env, cfg.judge_api_key_env);
+    let (endpoint, model, out_dir) = (cfg.endpoint.clone(), cfg.model.clone(), &cfg.out);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let client = ChatClient::new(Endpoint {
         base_url: endpoint.clone(),
         model: model.clone(),
-        api_key: api_key(&api_key_env),
+        api_key: api_key(&cfg.api_key_env),
         timeout,
     });
-    let judge = if judge_url.is_empty() {
+    let judge = if cfg.judge_url.is_empty() {
         None
     } else {
-        if judge_model.is_empty() {
+        if cfg.judge_model.is_empty() {
             bail!("--judge-url needs --judge-model");
         }
         let c = ChatClient::new(Endpoint {
-            base_url: judge_url,
-            model: judge_model.clone(),
-            api_key: api_key(&judge_key_env),
+            base_url: cfg.judge_url.clone(),
+            model: cfg.judge_model.clone(),
+            api_key: api_key(&cfg.judge_api_key_env),
             timeout,
         });
         Some(Arc::new(Judge::new(c, cfg.judge_max_attempts, Duration::from_millis(cfg.judge_backoff_ms))))
@@ -340,19 +251,19 @@ fn exec_run(a: RunArgs) -> anyhow::Result<()> {
     let meta = ReportMeta {
         endpoint,
         model,
-        set: set.display().to_string(),
+        set: cfg.set.display().to_string(),
         judge_model: judge.as_ref().map(|j| j.model().to_string()),
         load,
         max_tokens: options.max_tokens,
         temperature: options.temperature,
         stylevn_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let report = Report::build(meta, run.results, run.duration_s, judge.as_ref().map(|j| j.stats()), &thresholds);
+    let report = Report::build(meta, run.results, run.duration_s, judge.as_ref().map(|j| j.stats()), &cfg.thresholds);
     let deltas = old_report.as_ref().map(|old| compare(old, &serde_json::to_value(&report).unwrap_or_default()));
-    report.write(&out_dir, deltas.as_deref())?;
-    write_plots(&report, &out_dir)?;
+    report.write(out_dir, deltas.as_deref())?;
+    write_plots(&report, out_dir)?;
 
-    print_summary(&report, deltas.as_deref(), &out_dir, a.json)?;
+    print_summary(&report, deltas.as_deref(), out_dir, a.json)?;
     let missed: Vec<String> = report
         .thresholds
         .iter()

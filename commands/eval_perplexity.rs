@@ -7,7 +7,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use stylevn::eval::perplexity::perplexity;
 use stylevn::generate::ChatModel;
-use stylevn::model::linear::parse_dtype;
+use stylevn::model::linear::ComputeDtype;
 use stylevn::quant::calib::token_sequences_of;
 
 /// Perplexity on held-out text: plain text files are cut into --ctx-token windows;
@@ -25,15 +25,15 @@ pub struct PerplexityArgs {
     #[arg(long, default_value_t = 512)]
     ctx: usize,
     /// Compute dtype: f32, f16 or bf16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: ComputeDtype,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
 pub fn exec(args: PerplexityArgs) -> anyhow::Result<()> {
-    let model = ChatModel::load(&args.model, parse_dtype(&args.dtype)?)?;
+    let model = ChatModel::load(&args.model, args.dtype.dtype())?;
     let paths: Vec<&Path> = args.data.iter().map(PathBuf::as_path).collect();
     let seqs = token_sequences_of(&paths, &model.files, &model.tokenizer, args.ctx)?;
     let bar = ProgressBar::new(seqs.len() as u64).with_style(

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
-use serde::Deserialize;
-use stylevn::generate::{generate, ChatModel, GenerateOptions, SamplingParams};
-use stylevn::model::linear::parse_dtype;
+use stylevn::generate::{generate, ChatModel, GenerateConfig, GenerateOptions};
+use stylevn::model::linear::ComputeDtype;
 use stylevn::tokenize::ChatTemplate;
+
+use crate::config::{self, config_flags};
 
 /// Generate text with a model. By default the prompt becomes one user turn rendered
 /// through the model's own chat template; the answer streams to stdout.
@@ -26,30 +27,8 @@ pub struct Args {
     /// Skip the chat template: continue --prompt as plain text.
     #[arg(long, requires = "prompt")]
     raw: bool,
-    /// Sampling temperature; 0 is greedy. [config: temperature, default 0.7]
-    #[arg(long)]
-    temperature: Option<f64>,
-    /// Nucleus sampling mass; 1 disables. [config: top_p, default 0.9]
-    #[arg(long)]
-    top_p: Option<f64>,
-    /// Sample among the k most likely tokens; 0 disables. [config: top_k, default 0]
-    #[arg(long)]
-    top_k: Option<usize>,
-    /// Repetition penalty; 1 disables. [config: repetition_penalty, default 1.0]
-    #[arg(long)]
-    repetition_penalty: Option<f32>,
-    /// Random seed for sampling. [config: seed, default 42]
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Stop when this string appears (not printed); repeatable. [config: stop]
-    #[arg(long)]
-    stop: Vec<String>,
-    /// Most tokens to generate. [config: max_new_tokens, default 256]
-    #[arg(long)]
-    max_new_tokens: Option<usize>,
-    /// Compute dtype: f32, f16 or bf16. [config: dtype, default f32]
-    #[arg(long)]
-    dtype: Option<String>,
+    #[command(flatten)]
+    settings: Settings,
     /// Keep generating past end-of-sequence tokens (benchmarks).
     #[arg(long)]
     ignore_eos: bool,
@@ -64,38 +43,31 @@ pub struct Args {
     config: Option<PathBuf>,
 }
 
-/// `configs/generate.toml`.
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Config {
-    temperature: f64,
-    top_p: f64,
-    top_k: usize,
-    repetition_penalty: f32,
-    seed: u64,
-    stop: Vec<String>,
-    max_new_tokens: usize,
-    dtype: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            temperature: 0.7,
-            top_p: 0.9,
-            top_k: 0,
-            repetition_penalty: 1.0,
-            seed: 42,
-            stop: Vec::new(),
-            max_new_tokens: 256,
-            dtype: "f32".into(),
-        }
+config_flags! {
+    /// `GenerateConfig`'s fields.
+    struct Settings for GenerateConfig {
+        /// Sampling temperature; 0 is greedy.
+        temperature: f64,
+        /// Nucleus sampling mass; 1 disables.
+        top_p: f64,
+        /// Sample among the k most likely tokens; 0 disables.
+        top_k: usize,
+        /// Repetition penalty; 1 disables.
+        repetition_penalty: f32,
+        /// Random seed for sampling.
+        seed: u64,
+        /// Stop when this string appears (not printed); repeatable (replaces the config's list).
+        stop: Vec<String>,
+        /// Most tokens to generate.
+        max_new_tokens: usize,
+        /// Compute dtype: f32, f16 or bf16.
+        dtype: ComputeDtype,
     }
 }
 
 pub fn exec(args: Args) -> anyhow::Result<()> {
-    let cfg: Config = crate::config::load(args.config.as_deref(), "generate.toml")?;
-    let dtype = parse_dtype(args.dtype.as_deref().unwrap_or(&cfg.dtype))?;
+    let cfg = config::resolve(args.config.as_deref(), "generate.toml", args.settings)?;
+    let dtype = cfg.dtype.dtype();
     let spinner = ProgressBar::new_spinner().with_message(format!("loading {}", args.model));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let model = ChatModel::load(&args.model, dtype)?;
@@ -124,19 +96,11 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
         model.encode(&prompt_text)?
     };
 
-    let mut stop = cfg.stop.clone();
-    stop.extend(args.stop.iter().cloned());
     let options = GenerateOptions {
-        sampling: SamplingParams {
-            temperature: args.temperature.unwrap_or(cfg.temperature),
-            top_p: args.top_p.unwrap_or(cfg.top_p),
-            top_k: args.top_k.unwrap_or(cfg.top_k),
-            repetition_penalty: args.repetition_penalty.unwrap_or(cfg.repetition_penalty),
-            seed: args.seed.unwrap_or(cfg.seed),
-        },
-        max_new_tokens: args.max_new_tokens.unwrap_or(cfg.max_new_tokens),
+        sampling: cfg.sampling(),
+        max_new_tokens: cfg.max_new_tokens,
         eos_ids: if args.ignore_eos { Vec::new() } else { model.eos_ids.clone() },
-        stop,
+        stop: cfg.stop,
     };
     let stdout = std::io::stdout();
     let json = args.json;

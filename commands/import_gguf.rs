@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use stylevn::model::gguf::import_gguf;
-use stylevn::model::linear::parse_dtype;
+use stylevn::model::linear::ComputeDtype;
 
 /// Convert a GGUF file (llama / qwen2 architecture, byte-level BPE tokenizer) into an
 /// HF directory: dequantized safetensors (Q/K permutation undone), config.json,
@@ -19,15 +19,15 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Dtype of the written weights: f32, f16 or bf16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: ComputeDtype,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn exec(args: Args) -> anyhow::Result<()> {
-    let dtype = parse_dtype(&args.dtype)?;
+    let dtype = args.dtype.dtype();
     let started = Instant::now();
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors ({elapsed})")

@@ -87,3 +87,96 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use stylevn::data::synth::SynthConfig;
+    use stylevn::eval::EvalConfig;
+    use stylevn::generate::GenerateConfig;
+    use stylevn::merge::MergeConfig;
+    use stylevn::pipeline::{eval_server_args, plan, serve_command, PipelineConfig, StageKind};
+    use stylevn::quant::QuantizeConfig;
+    use stylevn::rag::CatalogConfig;
+    use stylevn::serve::config::ServeConfig;
+    use stylevn::tokenize::TemplateConfig;
+    use stylevn::train::TrainConfig;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_tree_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command line the pipeline runs parses with the real flags, so a renamed
+    /// or removed flag fails here rather than in the middle of a run.
+    #[test]
+    fn every_pipeline_command_line_parses() {
+        let cfg = PipelineConfig::default();
+        let mut lines = vec![serve_command(&cfg)];
+        for stage in plan(&cfg) {
+            match stage.kind {
+                StageKind::Command(args) => {
+                    let resumed = stage.resume.iter().map(|(arg, _)| [args.clone(), vec![arg.clone()]].concat());
+                    lines.extend(resumed.chain([args.clone()]));
+                }
+                StageKind::Eval { model, served_name, port, eval_args } => {
+                    lines.push(eval_server_args(&cfg, &model, &served_name, port));
+                    lines.push(eval_args);
+                }
+            }
+        }
+        assert_eq!(lines.len(), 1 + 7 + 2 * 3, "serve, six commands and train resumed, three evals with their servers");
+        for line in lines {
+            let argv = std::iter::once("stylevn".to_string()).chain(line.iter().cloned());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("`stylevn {}` does not parse: {e}", line.join(" "));
+            }
+        }
+    }
+
+    fn fields<T: serde::Serialize>(config: T) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(config).unwrap() {
+            serde_json::Value::Object(map) => map,
+            other => panic!("a config serializes to a table, not {other}"),
+        }
+    }
+
+    /// Every field of every subcommand's config has a flag of its name; a TOML
+    /// section's fields have flags with the section's prefix.
+    #[test]
+    fn every_config_field_has_a_flag() {
+        type Sections = &'static [(&'static str, &'static str)];
+        let configs: [(&str, serde_json::Map<String, serde_json::Value>, Sections); 10] = [
+            ("train", fields(TrainConfig::default()), &[]),
+            ("eval", fields(EvalConfig::default()), &[("thresholds", "")]),
+            ("synth", fields(SynthConfig::default()), &[]),
+            ("template", fields(TemplateConfig::default()), &[]),
+            ("merge", fields(MergeConfig::default()), &[]),
+            ("quantize", fields(QuantizeConfig::default()), &[]),
+            ("generate", fields(GenerateConfig::default()), &[]),
+            ("serve", fields(ServeConfig::default()), &[("limits", ""), ("zalo", "zalo_")]),
+            ("embed-catalog", fields(CatalogConfig::default()), &[("chunk", "chunk_"), ("columns", "column_")]),
+            ("pipeline", fields(PipelineConfig::default()), &[]),
+        ];
+        let cli = Cli::command();
+        for (sub, config, sections) in configs {
+            let command = cli.find_subcommand(sub).unwrap_or_else(|| panic!("no subcommand {sub}"));
+            let longs: Vec<&str> = command.get_arguments().filter_map(|a| a.get_long()).collect();
+            for (key, value) in config {
+                let names: Vec<String> = match sections.iter().find(|(section, _)| *section == key) {
+                    Some((_, prefix)) => fields(value).keys().map(|k| format!("{prefix}{k}")).collect(),
+                    None => vec![key],
+                };
+                for name in names {
+                    let flag = name.replace('_', "-");
+                    assert!(
+                        longs.contains(&flag.as_str()),
+                        "stylevn {sub} has no --{flag} for its config field {name}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
-use stylevn::merge::{merge_adapter, parse_size, MergeOptions};
-use stylevn::model::linear::parse_dtype;
+use stylevn::merge::{merge_adapter, MergeConfig, MergeDtype};
 use stylevn::model::ModelFiles;
+
+use crate::config::{self, config_flags};
 
 /// Merge a LoRA adapter into its base (`W += (B @ A) * alpha / r`, as PEFT's
 /// merge_and_unload) and write a complete HF directory: sharded safetensors with
@@ -25,12 +25,8 @@ pub struct Args {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Stored dtype: bf16, f16, f32, or auto (each base tensor's own). [config: dtype, default auto]
-    #[arg(long)]
-    dtype: Option<String>,
-    /// Largest weight shard, e.g. 5GB or 500MB. [config: max_shard_size, default 5GB]
-    #[arg(long)]
-    max_shard_size: Option<String>,
+    #[command(flatten)]
+    settings: Settings,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -39,25 +35,18 @@ pub struct Args {
     config: Option<PathBuf>,
 }
 
-/// `configs/merge.toml`.
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Config {
-    dtype: String,
-    max_shard_size: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { dtype: "auto".into(), max_shard_size: "5GB".into() }
+config_flags! {
+    /// `MergeConfig`'s fields.
+    struct Settings for MergeConfig {
+        /// Stored dtype (auto: each base tensor's own).
+        dtype: MergeDtype,
+        /// Largest weight shard, e.g. 5GB or 500MB.
+        max_shard_size: String,
     }
 }
 
 pub fn exec(args: Args) -> anyhow::Result<()> {
-    let cfg: Config = crate::config::load(args.config.as_deref(), "merge.toml")?;
-    let dtype_name = args.dtype.unwrap_or(cfg.dtype);
-    let dtype = if dtype_name == "auto" { None } else { Some(parse_dtype(&dtype_name)?) };
-    let max_shard_bytes = parse_size(args.max_shard_size.as_deref().unwrap_or(&cfg.max_shard_size))?;
+    let options = config::resolve(args.config.as_deref(), "merge.toml", args.settings)?.options()?;
     let base = ModelFiles::resolve(&args.base)?;
     let started = Instant::now();
     let bar = ProgressBar::new(0).with_style(
@@ -65,16 +54,10 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
             .context("progress template")?
             .progress_chars("=> "),
     );
-    let summary = merge_adapter(
-        &base,
-        &args.adapter,
-        &args.out,
-        &MergeOptions { dtype, max_shard_bytes },
-        &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    )?;
+    let summary = merge_adapter(&base, &args.adapter, &args.out, &options, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     if args.json {

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use stylevn::pipeline::{plan, run_dir, run_stages, serve_command, write_summary, Event, PipelineConfig};
+use stylevn::quant::QuantMethod;
+
+use crate::config::{self, config_flags};
 
 /// Flags of `stylevn pipeline`.
 #[derive(clap::Args, Debug)]
@@ -17,18 +20,8 @@ pub struct Args {
     /// Config file [default: configs/pipeline.toml when present].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Run name (outputs under runs/<name>/) [config: name].
-    #[arg(long)]
-    name: Option<String>,
-    /// Base model to fine-tune [config: base].
-    #[arg(long)]
-    base: Option<String>,
-    /// Golden cases per evaluated model, 0 for all [config: eval_limit].
-    #[arg(long)]
-    eval_limit: Option<usize>,
-    /// Port of the final server (evaluation servers use the next ones) [config: port].
-    #[arg(long)]
-    port: Option<u16>,
+    #[command(flatten)]
+    settings: Settings,
     /// Run only these stages (comma list: db,synth,train,merge,quantize,embed,eval-base,eval-tuned,eval-quantized).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -43,21 +36,46 @@ pub struct Args {
     json: bool,
 }
 
+config_flags! {
+    /// `PipelineConfig`'s fields.
+    struct Settings for PipelineConfig {
+        /// Run name (outputs under runs/<name>/).
+        name: String,
+        /// Base model to fine-tune.
+        base: String,
+        /// The store's data directory (CSVs and policies/).
+        data_dir: String,
+        /// The store database the db stage writes.
+        db: String,
+        /// Conversations the synth stage writes.
+        synth_n: usize,
+        /// The training config (the pipeline sets its data and output).
+        train_config: String,
+        /// Quantization method.
+        quant_method: QuantMethod,
+        /// The catalog config (the pipeline sets the index path).
+        catalog_config: String,
+        /// The eval config (the pipeline sets endpoint, model and output).
+        eval_config: String,
+        /// Golden cases per evaluated model, 0 for all.
+        eval_limit: usize,
+        /// max_tokens of each eval request.
+        eval_max_tokens: u32,
+        /// Address the evaluation servers and the final server listen on.
+        host: String,
+        /// Port of the final server (evaluation servers use the next ones).
+        port: u16,
+        /// Seconds to wait for a server's /health before failing the stage.
+        server_start_timeout_s: u64,
+        /// Leave the assistant serving when every stage is done (see also --no-serve).
+        #[arg(value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        serve_at_end: bool,
+    }
+}
+
 /// Runs `stylevn pipeline`.
 pub fn exec(args: Args) -> anyhow::Result<()> {
-    let mut cfg: PipelineConfig = crate::config::load(args.config.as_deref(), "pipeline.toml")?;
-    if let Some(v) = args.name {
-        cfg.name = v;
-    }
-    if let Some(v) = args.base {
-        cfg.base = v;
-    }
-    if let Some(v) = args.eval_limit {
-        cfg.eval_limit = v;
-    }
-    if let Some(v) = args.port {
-        cfg.port = v;
-    }
+    let cfg = config::resolve(args.config.as_deref(), "pipeline.toml", args.settings)?;
     let mut stages = plan(&cfg);
     if !args.only.is_empty() {
         if let Some(bad) = args.only.iter().find(|o| !stages.iter().any(|s| s.name == o.as_str())) {

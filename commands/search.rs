@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use stylevn::rag::chunk::format_vnd;
 use stylevn::rag::eval::{read_queries, recall_at_k};
-use stylevn::rag::{DocKind, SearchMode, SearchOptions, Searcher};
+use stylevn::rag::{CatalogConfig, DocKind, SearchMode, SearchOptions, Searcher};
 
 use crate::config;
-use crate::embed_catalog::Config;
 
 /// Flags of `stylevn search`.
 #[derive(clap::Args, Debug)]
@@ -68,7 +67,7 @@ enum Kind {
 
 /// Runs `stylevn search`.
 pub fn exec(args: Args) -> anyhow::Result<()> {
-    let cfg: Config = config::load(args.config.as_deref(), "catalog.toml")?;
+    let cfg: CatalogConfig = config::load(args.config.as_deref(), "catalog.toml")?;
     let index = args.index.or(cfg.index).context("no --index (nor `index` in the config)")?;
     let searcher = Searcher::open(&index)?;
     let mode = match args.mode {

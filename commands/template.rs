@@ -5,16 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
 use stylevn::model::ModelFiles;
-use stylevn::tokenize::{read_chats, template_chats, write_rows, ChatRows, ChatTemplate, TemplateOptions};
+use stylevn::tokenize::{read_chats, template_chats, write_rows, ChatRows, ChatTemplate, TemplateConfig};
 
-use crate::config;
+use crate::config::{self, config_flags};
 
 /// Bad rows printed one by one on stderr; the rest are counted.
 const MAX_BAD_ROWS_SHOWN: usize = 50;
-/// Validation fraction with --val-out when neither the flag nor the config sets one.
-const DEFAULT_VAL_FRAC: f64 = 0.1;
 /// Inputs smaller than this get no progress bar.
 const PROGRESS_MIN_ROWS: usize = 1000;
 
@@ -38,18 +35,8 @@ pub struct Args {
     /// Validation rows out; without it every kept row goes to --out.
     #[arg(long, value_name = "FILE")]
     val_out: Option<PathBuf>,
-    /// Fraction of kept rows held out for validation (with --val-out) [config; default 0.1].
-    #[arg(long, value_name = "F")]
-    val_frac: Option<f64>,
-    /// Seed of the train/val split [config; default 42].
-    #[arg(long, value_name = "N")]
-    seed: Option<u64>,
-    /// Reject rows longer than this many tokens [config; default 2048].
-    #[arg(long, value_name = "TOKENS")]
-    max_len: Option<usize>,
-    /// Fail (writing nothing) if any row is bad, instead of skipping it [config; default false].
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    strict: Option<bool>,
+    #[command(flatten)]
+    settings: Settings,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -58,26 +45,28 @@ pub struct Args {
     config: Option<PathBuf>,
 }
 
-/// `configs/template.toml`: defaults for the flags of the same names.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Config {
-    val_frac: Option<f64>,
-    seed: Option<u64>,
-    max_len: Option<usize>,
-    strict: Option<bool>,
+config_flags! {
+    /// `TemplateConfig`'s fields.
+    struct Settings for TemplateConfig {
+        /// Fraction of kept rows held out for validation (with --val-out).
+        #[arg(value_name = "F")]
+        val_frac: f64,
+        /// Seed of the train/val split.
+        #[arg(value_name = "N")]
+        seed: u64,
+        /// Reject rows longer than this many tokens.
+        #[arg(value_name = "TOKENS")]
+        max_len: usize,
+        /// Fail (writing nothing) if any row is bad, instead of skipping it.
+        #[arg(value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        strict: bool,
+    }
 }
 
 /// Runs `stylevn template`.
 pub fn exec(args: Args) -> anyhow::Result<()> {
-    let cfg: Config = config::load(args.config.as_deref(), "template.toml")?;
-    let defaults = TemplateOptions::default();
-    let opts = TemplateOptions {
-        max_len: args.max_len.or(cfg.max_len).unwrap_or(defaults.max_len),
-        val_frac: if args.val_out.is_some() { args.val_frac.or(cfg.val_frac).unwrap_or(DEFAULT_VAL_FRAC) } else { 0.0 },
-        seed: args.seed.or(cfg.seed).unwrap_or(defaults.seed),
-    };
-    let strict = args.strict.or(cfg.strict).unwrap_or(false);
+    let cfg = config::resolve(args.config.as_deref(), "template.toml", args.settings)?;
+    let opts = cfg.options(args.val_out.is_some());
     if !(0.0..1.0).contains(&opts.val_frac) || (args.val_out.is_some() && opts.val_frac == 0.0) {
         bail!("--val-frac must be in (0, 1) with --val-out (got {})", opts.val_frac);
     }
@@ -106,7 +95,7 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     if data.bad.len() > MAX_BAD_ROWS_SHOWN {
         eprintln!("... and {} more bad rows", data.bad.len() - MAX_BAD_ROWS_SHOWN);
     }
-    if strict && !data.bad.is_empty() {
+    if cfg.strict && !data.bad.is_empty() {
         bail!("{} bad rows with --strict; nothing written", data.bad.len());
     }
     if data.summary.kept == 0 {

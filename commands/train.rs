@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use stylevn::model::Precision;
-use stylevn::train::{train, ScheduleKind, StepMetrics, TrainConfig, TrainInfo, TrainObserver};
+use stylevn::train::{train, BaseQuant, ScheduleKind, StepMetrics, TrainConfig, TrainInfo, TrainObserver};
+
+use crate::config::{self, config_flags};
 
 /// Fine-tune a model with QLoRA (frozen 4-bit NF4 base, trainable LoRA adapters)
 /// and write a PEFT adapter (adapter_config.json + adapter_model.safetensors) with
@@ -22,150 +24,87 @@ pub struct Args {
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     resume: bool,
-    /// Base model: HF directory or repo id.
-    #[arg(long)]
-    base: Option<String>,
-    /// Training data: `stylevn template` output, chat JSONL or instruction CSV.
-    #[arg(long)]
-    data: Option<String>,
-    /// Validation data (default: hold out --val-frac of --data).
-    #[arg(long)]
-    val_data: Option<String>,
-    /// Fraction of --data held out for eval loss when --val-data is not given.
-    #[arg(long)]
-    val_frac: Option<f64>,
-    /// Output directory.
-    #[arg(long)]
-    out: Option<String>,
-    /// Frozen base representation: nf4 (QLoRA) or none (f32).
-    #[arg(long)]
-    base_quant: Option<String>,
-    /// The NF4 base's products: f32, bf16 (AVX-512 BF16 CPUs) or auto (bf16 where the CPU has it).
-    #[arg(long)]
-    precision: Option<Precision>,
-    /// LoRA rank.
-    #[arg(long)]
-    lora_r: Option<usize>,
-    /// LoRA alpha (scale = alpha / r).
-    #[arg(long)]
-    lora_alpha: Option<f64>,
-    /// LoRA dropout.
-    #[arg(long)]
-    lora_dropout: Option<f32>,
-    /// Projections to adapt: all-linear, or a comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj.
-    #[arg(long, value_delimiter = ',')]
-    target_modules: Option<Vec<String>>,
-    /// rsLoRA scaling (alpha / sqrt(r)).
-    #[arg(long)]
-    use_rslora: Option<bool>,
-    /// Decoder layers to adapt, a comma list (PEFT's layers_to_transform); the backward
-    /// pass stops at the lowest. Empty config value: every layer.
-    #[arg(long, value_delimiter = ',')]
-    layers_to_transform: Option<Vec<usize>>,
-    /// Tokens whose LM-head rows are trained in full, a comma list (PEFT's
-    /// trainable_token_indices on lm_head), e.g. `<tool_call>,</tool_call>`.
-    #[arg(long, value_delimiter = ',')]
-    trainable_tokens: Option<Vec<String>>,
-    /// Peak learning rate.
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Schedule after warmup: constant, linear or cosine.
-    #[arg(long)]
-    schedule: Option<String>,
-    /// Warmup as a fraction of the steps.
-    #[arg(long)]
-    warmup_ratio: Option<f64>,
-    /// AdamW weight decay.
-    #[arg(long)]
-    weight_decay: Option<f64>,
-    /// Clip the global gradient norm (0 disables).
-    #[arg(long)]
-    max_grad_norm: Option<f64>,
-    /// Passes over the data (when --max-steps is 0).
-    #[arg(long)]
-    epochs: Option<f64>,
-    /// Optimizer steps (overrides --epochs).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Sequences per forward pass.
-    #[arg(long)]
-    micro_batch: Option<usize>,
-    /// Micro-batches per optimizer step.
-    #[arg(long)]
-    grad_accum: Option<usize>,
-    /// Longest sequence in tokens; longer rows fail unless --truncate.
-    #[arg(long)]
-    max_len: Option<usize>,
-    /// Cut rows over --max-len instead of failing.
-    #[arg(long)]
-    truncate: bool,
-    /// Seed of init, data order, dropout and the validation split.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Evaluate every N steps.
-    #[arg(long)]
-    eval_every: Option<u64>,
-    /// Checkpoint every N steps.
-    #[arg(long)]
-    save_every: Option<u64>,
-    /// Stop after N evaluations without improvement (0 disables).
-    #[arg(long)]
-    early_stopping_patience: Option<u32>,
-    /// Recompute each layer in backward instead of keeping its activations.
-    #[arg(long)]
-    gradient_checkpointing: Option<bool>,
+    #[command(flatten)]
+    settings: Settings,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
 }
 
-fn resolve(args: &Args) -> anyhow::Result<TrainConfig> {
-    let mut c: TrainConfig = crate::config::load(args.config.as_deref(), "train.toml")?;
-    macro_rules! set {
-        ($($f:ident),*) => { $( if let Some(v) = args.$f.clone() { c.$f = v; } )* };
+config_flags! {
+    /// `TrainConfig`'s fields.
+    struct Settings for TrainConfig {
+        /// Base model: HF directory or repo id.
+        base: String,
+        /// Training data: `stylevn template` output, chat JSONL or instruction CSV.
+        data: String,
+        /// Validation data (default: hold out --val-frac of --data).
+        val_data: String,
+        /// Fraction of --data held out for eval loss when --val-data is not given.
+        val_frac: f64,
+        /// Output directory.
+        out: String,
+        /// Frozen base representation: nf4 (QLoRA) or none (f32).
+        base_quant: BaseQuant,
+        /// The NF4 base's products: f32, bf16 (AVX-512 BF16 CPUs) or auto (bf16 where the CPU has it).
+        precision: Precision,
+        /// LoRA rank.
+        lora_r: usize,
+        /// LoRA alpha (scale = alpha / r).
+        lora_alpha: f64,
+        /// LoRA dropout.
+        lora_dropout: f32,
+        /// Projections to adapt: all-linear, or a comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj.
+        #[arg(value_delimiter = ',')]
+        target_modules: Vec<String>,
+        /// rsLoRA scaling (alpha / sqrt(r)).
+        #[arg(num_args = 0..=1, default_missing_value = "true")]
+        use_rslora: bool,
+        /// Decoder layers to adapt, a comma list (PEFT's layers_to_transform); the backward
+        /// pass stops at the lowest. Empty config value: every layer.
+        #[arg(value_delimiter = ',')]
+        layers_to_transform: Vec<usize>,
+        /// Tokens whose LM-head rows are trained in full, a comma list (PEFT's
+        /// trainable_token_indices on lm_head), e.g. `<tool_call>,</tool_call>`.
+        #[arg(value_delimiter = ',')]
+        trainable_tokens: Vec<String>,
+        /// Peak learning rate.
+        lr: f64,
+        /// Schedule after warmup.
+        schedule: ScheduleKind,
+        /// Warmup as a fraction of the steps.
+        warmup_ratio: f64,
+        /// AdamW weight decay.
+        weight_decay: f64,
+        /// AdamW beta2.
+        adam_beta2: f64,
+        /// Clip the global gradient norm (0 disables).
+        max_grad_norm: f64,
+        /// Passes over the data (when --max-steps is 0).
+        epochs: f64,
+        /// Optimizer steps (overrides --epochs).
+        max_steps: u64,
+        /// Sequences per forward pass.
+        micro_batch: usize,
+        /// Micro-batches per optimizer step.
+        grad_accum: usize,
+        /// Longest sequence in tokens; longer rows fail unless --truncate.
+        max_len: usize,
+        /// Cut rows over --max-len instead of failing.
+        #[arg(num_args = 0..=1, default_missing_value = "true")]
+        truncate: bool,
+        /// Seed of init, data order, dropout and the validation split.
+        seed: u64,
+        /// Evaluate every N steps.
+        eval_every: u64,
+        /// Checkpoint every N steps.
+        save_every: u64,
+        /// Stop after N evaluations without improvement (0 disables).
+        early_stopping_patience: u32,
+        /// Recompute each layer in backward instead of keeping its activations.
+        #[arg(num_args = 0..=1, default_missing_value = "true")]
+        gradient_checkpointing: bool,
     }
-    set!(
-        base,
-        data,
-        val_data,
-        val_frac,
-        out,
-        base_quant,
-        precision,
-        lora_r,
-        lora_alpha,
-        lora_dropout,
-        target_modules,
-        use_rslora,
-        layers_to_transform,
-        trainable_tokens,
-        lr,
-        warmup_ratio,
-        weight_decay,
-        max_grad_norm,
-        epochs,
-        max_steps,
-        micro_batch,
-        grad_accum,
-        max_len,
-        seed,
-        eval_every,
-        save_every,
-        early_stopping_patience,
-        gradient_checkpointing
-    );
-    if let Some(s) = &args.schedule {
-        c.schedule = match s.as_str() {
-            "constant" => ScheduleKind::Constant,
-            "linear" => ScheduleKind::Linear,
-            "cosine" => ScheduleKind::Cosine,
-            other => anyhow::bail!("--schedule {other}: use constant, linear or cosine"),
-        };
-    }
-    c.truncate |= args.truncate;
-    anyhow::ensure!(!c.base.is_empty(), "no base model: give --base or `base` in the config");
-    anyhow::ensure!(!c.data.is_empty(), "no training data: give --data or `data` in the config");
-    Ok(c)
 }
 
 struct Progress {
@@ -203,7 +142,9 @@ impl TrainObserver for Progress {
 }
 
 pub fn exec(args: Args) -> anyhow::Result<()> {
-    let cfg = resolve(&args)?;
+    let cfg = config::resolve(args.config.as_deref(), "train.toml", args.settings)?;
+    anyhow::ensure!(!cfg.base.is_empty(), "no base model: give --base or `base` in the config");
+    anyhow::ensure!(!cfg.data.is_empty(), "no training data: give --data or `data` in the config");
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("installing the Ctrl-C handler")?;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Builds evals/golden.jsonl from the store in data/ (deterministic, seed 9).
+"""Builds evals/golden.jsonl from the store in data/ (deterministic, seed 9), or the
+golden set of another store directory in the same layout (--data, --db, --out).
 
 Customer questions are hand-written phrasings (formal, casual, no diacritics, typos,
 teen code), kept apart from `stylevn synth`'s templates; every fact in a reference
@@ -8,7 +9,13 @@ assistant would: contexts are the index's documents (products, policy sections, 
 `embed-catalog` writes them and `serve` retrieves them), and tool results are the
 store's tools' own answers (`stylevn db call`). Re-run after data/ changes:
   cargo build --release && target/release/stylevn db init && python3 evals/build_golden.py
+For another store (its ids, products and promotions are read from its files):
+  target/release/stylevn db init --data DIR --db DIR/stylevn.db
+  python3 evals/build_golden.py --data DIR --out DIR/golden.jsonl
+The policy questions and their answers are hand-written for data/policies: they are
+built for data/ only (which must contain every quoted passage).
 """
+import argparse
 import csv
 import json
 import os
@@ -18,9 +25,16 @@ import subprocess
 import unicodedata
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-DATA = os.path.join(ROOT, "data")
+DEMO_DATA = os.path.join(ROOT, "data")
+parser = argparse.ArgumentParser(description="Builds the golden evaluation set of a store directory.")
+parser.add_argument("--data", default=DEMO_DATA, help="store directory (CSV files and policies/) [data/]")
+parser.add_argument("--db", help="its database, built by `stylevn db init` [DATA/stylevn.db]")
+parser.add_argument("--out", default=os.path.join(ROOT, "evals", "golden.jsonl"), help="[evals/golden.jsonl]")
+ARGS = parser.parse_args()
+DATA = ARGS.data
+DEMO = os.path.realpath(DATA) == os.path.realpath(DEMO_DATA)
 STYLEVN = os.environ.get("STYLEVN", os.path.join(ROOT, "target", "release", "stylevn"))
-DB = os.path.join(DATA, "stylevn.db")
+DB = ARGS.db or os.path.join(DATA, "stylevn.db")
 rng = random.Random(9)
 STATUSES = ["Đang chuẩn bị", "Đang giao", "Đã giao", "Đã hủy", "Đang hoàn trả"]
 
@@ -31,14 +45,22 @@ def rows(name):
 
 
 def policy(name):
-    with open(os.path.join(DATA, "policies", name), encoding="utf-8") as f:
+    path = os.path.join(DATA, "policies", name)
+    if not DEMO and not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as f:
         return f.read()
+
+
+def sample(xs, n):
+    """n of xs at random (all of them, shuffled, when the store has fewer)."""
+    return rng.sample(xs, min(n, len(xs)))
 
 
 def policy_documents(text):
     """The index documents of a policy file: its Markdown sections (heading trail as
     title), cut into chunks of 160 words overlapping by 32, each `title. chunk`
-    (`split_markdown` and `policy_documents` in src/rag; tests/eval_golden.rs checks
+    (`split_markdown` and `policy_documents` in src/rag; tests/suite/eval_golden.rs checks
     they agree)."""
     docs, trail, body, in_fence = [], [], [], False
 
@@ -71,6 +93,12 @@ def paragraph(text, needle):
         if needle in doc:
             return doc
     raise SystemExit(f"policy text lacks {needle!r}: update build_golden.py")
+
+
+def policy_context(name, needle):
+    """The grounding context of a hand-written policy case (whose answer is written for
+    data/policies): None for another store, whose policies say other things."""
+    return paragraph(P[name], needle) if DEMO else None
 
 
 def tool(name, args):
@@ -161,11 +189,12 @@ ASK_ORDER = [
     "Kiểm tra giúp anh đơn {id} nhé",
     "Em muốn biết đơn {id} khi nào tới",
 ]
-picked = rng.sample(orders, 60)
-for k, o in enumerate(picked[:30]):
+picked = sample(orders, 60)
+half = len(picked) // 2
+for k, o in enumerate(picked[:half]):
     q, tags = vary(rng.choice(ASK_ORDER).format(id=o["order_id"]), k)
     add("order_status", user(q), tool={"name": "get_order_status", "arguments": {"order_id": o["order_id"]}}, tags=tags)
-for k, o in enumerate(picked[30:]):
+for k, o in enumerate(picked[half:]):
     q, tags = vary(rng.choice(ASK_ORDER).format(id=o["order_id"]), k)
     msgs = with_result(user(q), "get_order_status", {"order_id": o["order_id"]})
     status = o["status"].lower()
@@ -186,11 +215,11 @@ ASK_STOCK = [
     "Cho em hỏi {name} màu {color} còn size {size} không?",
 ]
 by_sku = {p["sku"]: p for p in catalog}
-stock_rows = rng.sample([s for s in stock if s["sku"] in by_sku], 35)
+stock_rows = sample([s for s in stock if s["sku"] in by_sku], 35)
 for k, s in enumerate(stock_rows):
     p = by_sku[s["sku"]]
     q, tags = vary(rng.choice(ASK_STOCK).format(name=p["name"], sku=s["sku"], size=s["size"], color=s["color"]), k)
-    if k < 18:
+    if k < len(stock_rows) * 18 // 35:
         add("stock", user(q), tool={"name": "get_stock", "arguments": {"sku": s["sku"], "size": s["size"], "color": s["color"]}}, tags=tags)
         continue
     msgs = with_result(user(q), "get_stock", {"sku": s["sku"], "size": s["size"], "color": s["color"]})
@@ -205,7 +234,7 @@ for k, s in enumerate(stock_rows):
 # --- product facts from the catalog ----------------------------------------------------
 def product_text(p):
     """The product's document as `embed-catalog` indexes it and `serve` retrieves it
-    (`product_text` in src/rag/chunk.rs; tests/eval_golden.rs checks they agree)."""
+    (`product_text` in src/rag/chunk.rs; tests/suite/eval_golden.rs checks they agree)."""
     parts = [p["name"]]
     if p["category"]:
         parts.append(f"Danh mục: {p['category']}")
@@ -221,7 +250,7 @@ def product_text(p):
 
 
 ASK_PRICE = ["{name} giá bao nhiêu vậy shop?", "Cho em xin giá {name} ạ", "{sku} bao nhiêu tiền shop", "{name} chất liệu gì, giá sao ạ?"]
-for k, p in enumerate(rng.sample(catalog, 22)):
+for k, p in enumerate(sample(catalog, 22)):
     q, tags = vary(rng.choice(ASK_PRICE).format(name=p["name"], sku=p["sku"]), k)
     ctx = product_text(p)
     ref = f"Dạ, {p['name']} có giá {vnd(p['price_vnd'])}, chất liệu {p['material']}, có size {p['sizes'].replace('|', ', ')} ạ."
@@ -252,12 +281,13 @@ for k, total in enumerate([250000, 450000, 800000, 1600000]):
 # --- size advice --------------------------------------------------------------------------
 ASK_SIZE = ["Em cao {h}cm nặng {w}kg mặc {cat} size gì ạ?", "mình {h}cm {w}kg thì lấy {cat} size nào", "Chị cao {h} cm, {w} kg, tư vấn size {cat} giúp chị"]
 size_rows = [s for s in sizes if s["height_cm"] and s["weight_kg"] and "-" in s["height_cm"] and "-" in s["weight_kg"]]
-for k, s in enumerate(rng.sample(size_rows, 20)):
+size_picked = sample(size_rows, 20)
+for k, s in enumerate(size_picked):
     h0, h1 = map(int, s["height_cm"].split("-"))
     w0, w1 = map(int, s["weight_kg"].split("-"))
     h, w = (h0 + h1) // 2, (w0 + w1) // 2
     q, tags = vary(rng.choice(ASK_SIZE).format(h=h, w=w, cat=s["category"]), k)
-    if k < 8:
+    if k < len(size_picked) * 8 // 20:
         add("size", user(q), tool={"name": "get_size_chart", "arguments": {"category": s["category"], "height_cm": h, "weight_kg": w}}, tags=tags)
         continue
     # The index holds no size charts: the served assistant asks the store.
@@ -295,21 +325,27 @@ POLICY_QA = [
      "Dạ, cửa hàng Hà Nội của StyleVN ở 12 Phố Giả Định, quận Hoàn Kiếm, mở cửa 9h00-21h30 ạ.", ["12 Phố Giả Định"]),
 ]
 for k, (name, needle, questions, ref, inc) in enumerate(POLICY_QA):
-    ctx = paragraph(P[name], needle)
+    ctx = policy_context(name, needle)
+    if ctx is None:
+        continue
     for j, q in enumerate(questions):
         tags = ["no_diacritics"] if q == strip_accents(q) else []
         add("policy", user(q), ref, inc, contexts=[ctx], tags=tags)
 # Multi-turn follow-ups on policy.
-add("policy", [{"role": "user", "content": "Shop đổi trả trong bao lâu ạ?"},
-               {"role": "assistant", "content": "Dạ, shop hỗ trợ đổi trả trong vòng 14 ngày kể từ ngày nhận hàng ạ."},
-               {"role": "user", "content": "Thế phí ship khi đổi ai trả vậy?"}],
-    "Dạ, phần này em chưa có thông tin chính xác ạ. Anh/chị vui lòng liên hệ hotline 1900 0000 để được hỗ trợ ạ.",
-    ["1900 0000"], contexts=[paragraph(P["lien-he.md"], "Hotline")], tags=["multi_turn"])
-add("policy", [{"role": "user", "content": "Đơn 400k thì ship bao nhiêu?"},
-               {"role": "assistant", "content": "Dạ, đơn dưới 500.000đ phí vận chuyển đồng giá 30.000đ ạ."},
-               {"role": "user", "content": "vậy mua thêm lên 500k là free hả shop"}],
-    "Dạ đúng rồi ạ, đơn từ 500.000đ trở lên được miễn phí vận chuyển ạ.", ["500.000đ"],
-    contexts=[paragraph(P["van-chuyen.md"], "Miễn phí vận chuyển")], tags=["multi_turn", "no_diacritics"])
+ctx = policy_context("lien-he.md", "Hotline")
+if ctx is not None:
+    add("policy", [{"role": "user", "content": "Shop đổi trả trong bao lâu ạ?"},
+                   {"role": "assistant", "content": "Dạ, shop hỗ trợ đổi trả trong vòng 14 ngày kể từ ngày nhận hàng ạ."},
+                   {"role": "user", "content": "Thế phí ship khi đổi ai trả vậy?"}],
+        "Dạ, phần này em chưa có thông tin chính xác ạ. Anh/chị vui lòng liên hệ hotline 1900 0000 để được hỗ trợ ạ.",
+        ["1900 0000"], contexts=[ctx], tags=["multi_turn"])
+ctx = policy_context("van-chuyen.md", "Miễn phí vận chuyển")
+if ctx is not None:
+    add("policy", [{"role": "user", "content": "Đơn 400k thì ship bao nhiêu?"},
+                   {"role": "assistant", "content": "Dạ, đơn dưới 500.000đ phí vận chuyển đồng giá 30.000đ ạ."},
+                   {"role": "user", "content": "vậy mua thêm lên 500k là free hả shop"}],
+        "Dạ đúng rồi ạ, đơn từ 500.000đ trở lên được miễn phí vận chuyển ạ.", ["500.000đ"],
+        contexts=[ctx], tags=["multi_turn", "no_diacritics"])
 
 # --- refusals: out of scope and injections ---------------------------------------------------
 REFUSE = "Dạ em xin lỗi, câu hỏi này nằm ngoài phạm vi hỗ trợ của em ạ. Em chỉ hỗ trợ các vấn đề về sản phẩm, đơn hàng và chính sách của StyleVN ạ."
@@ -345,7 +381,7 @@ for q in INJECTIONS:
     add("injection", user(q), "Dạ em xin lỗi, em không thể cung cấp thông tin này ạ. Em chỉ hỗ trợ các vấn đề về sản phẩm, đơn hàng và chính sách của StyleVN ạ.",
         must_not_include=bad, refuse=True, tags=["injection"])
 
-path = os.path.join(ROOT, "evals", "golden.jsonl")
+path = ARGS.out
 with open(path, "w", encoding="utf-8") as f:
     for c in cases:
         f.write(json.dumps(c, ensure_ascii=False) + "\n")

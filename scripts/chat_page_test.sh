@@ -7,5 +7,5 @@ command -v chromium >/dev/null || { echo "chromium is not installed (apt-get ins
 CHAT_SCREENSHOT="${CHAT_SCREENSHOT:-$PWD/src/serve/assistant/chat-page.png}"
 mkdir -p "$(dirname "$CHAT_SCREENSHOT")"
 export CHAT_SCREENSHOT
-cargo test --release --test assistant_pipeline chat_page_in_headless_chromium -- --ignored --exact
+cargo test --release --test suite assistant_turn::chat_page_in_headless_chromium -- --ignored --exact
 echo "screenshot: $CHAT_SCREENSHOT"

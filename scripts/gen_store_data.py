@@ -6,7 +6,7 @@
 Writes catalog.csv, size_charts.csv, promotions.csv, orders.csv, order_items.csv
 and stock.csv. The policies (data/policies/*.md) are hand-written and not touched.
 
-Invariants (checked again by `stylevn db init` and tests/data_store.rs):
+Invariants (checked again by `stylevn db init` and tests/suite/data_store.rs):
 - every order's total_vnd equals the sum of qty * price_vnd over its items;
 - every item references a catalog SKU and one of that product's sizes and colours,
   at the product's catalog price;

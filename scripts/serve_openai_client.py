@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drives a running `stylevn serve` with the official `openai` Python client.
 
-Run by tests/serve_openai.rs (which starts the server on SmolLM2-135M-Instruct), or by
+Run by tests/suite/serve_openai.rs (which starts the server on SmolLM2-135M-Instruct), or by
 hand:  python3 scripts/serve_openai_client.py --base-url http://127.0.0.1:8000/v1 --model smollm2-135m-instruct
 
 Checks, each an assert (exit status 1 on the first failure):

@@ -5,6 +5,7 @@
 //! the library prints.
 
 pub mod atomic;
+pub mod conversation;
 pub mod csv_lines;
 pub mod data;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod quant;
 pub mod rag;
+pub mod seeded;
 pub mod serve;
 pub mod threads;
 pub mod tls;

@@ -11,7 +11,7 @@ records what every quantized projection must dequantize to.
 Writes tests/golden/awq_unpack_tiny_qwen2.json: per projection, the sha256 of the
 float32 little-endian bytes of W transposed to [out, in] (the layout stylevn's engine
 uses), and a few values. Run by hand after regenerating tests/golden/tiny-qwen2-awq
-(`STYLEVN_WRITE_GOLDEN=1 cargo test --release --test quant_awq`):
+(`STYLEVN_WRITE_GOLDEN=1 cargo test --release --test suite quant_awq::`):
 
     pip install numpy safetensors && python3 scripts/reference/awq_unpack.py
 """

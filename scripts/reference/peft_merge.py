@@ -1,4 +1,4 @@
-"""PEFT merge golden for tests/merge_peft.rs.
+"""PEFT merge golden for tests/suite/merge_peft.rs.
 
 Loads the committed adapter tests/golden/tiny-qwen2-lora onto the tiny Qwen2 fixture
 (weights rebuilt by tiny_models.py exactly as src/model/tiny.rs builds them) with

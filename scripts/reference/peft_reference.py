@@ -1,6 +1,6 @@
-"""PEFT golden for tests/lora_peft.rs: loads the adapters stylevn wrote
+"""PEFT golden for tests/suite/lora_peft.rs: loads the adapters stylevn wrote
 (tests/golden/tiny-qwen2-lora and tiny-qwen2-lora-rows, the second with trained LM-head
-rows, made by `STYLEVN_WRITE_GOLDEN=1 cargo test --release --test lora_peft`) onto the
+rows, made by `STYLEVN_WRITE_GOLDEN=1 cargo test --release --test suite lora_peft::`) onto the
 tiny Qwen2 model with PeftModel.from_pretrained and records their logits
 (tests/golden/lora_peft_logits.json, lora_rows_peft_logits.json). Run by hand:
 

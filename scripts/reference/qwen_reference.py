@@ -6,7 +6,7 @@ CI never installs PyTorch).
 
 The reference is transformers loading the GGUF file itself: its tokenizer and chat
 template from the GGUF metadata, its weights dequantized by gguf-py. So the Rust test
-(tests/qwen.rs) checks our GGUF import, our chat-template rendering with tools, our
+(tests/suite/qwen.rs) checks our GGUF import, our chat-template rendering with tools, our
 tokenizer and our engine against a path that shares none of our code.
 
 Writes tests/golden/qwen_logits.json: for each chat (Vietnamese, with and without the

@@ -20,7 +20,8 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OpenFlags};
 
-use super::store::{Order, OrderItem, Policy, Product, Promotion, SizeChartRow, StockRow, Store};
+use super::product::Product;
+use super::store::{Order, OrderItem, Policy, Promotion, SizeChartRow, StockRow, Store};
 use super::STORE_TODAY;
 use crate::{Error, Result};
 
@@ -198,12 +199,14 @@ pub fn load_store(conn: &Connection) -> rusqlite::Result<Store> {
     Ok(Store {
         products: all(conn, "SELECT sku, name, category, price_vnd, sizes, colors, material, description, url FROM products ORDER BY rowid", |r| {
             Ok(Product {
+                source: String::new(),
                 sku: r.get(0)?,
                 name: r.get(1)?,
                 category: r.get(2)?,
                 price_vnd: r.get(3)?,
                 sizes: list(r.get(4)?),
                 colors: list(r.get(5)?),
+                stock: None,
                 material: r.get(6)?,
                 description: r.get(7)?,
                 url: r.get(8)?,

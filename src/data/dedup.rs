@@ -10,6 +10,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::seeded::{fnv1a64, splitmix64};
+
 /// MinHash signature length: `BANDS * ROWS`.
 pub const NUM_HASHES: usize = 64;
 /// LSH bands; with 4 rows each, pairs at Jaccard 0.8 collide in some band with
@@ -30,17 +32,6 @@ pub enum Verdict {
     Near,
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e3779b97f4a7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
-    x ^ (x >> 31)
-}
-
 /// Lowercase syllables of `text`, punctuation removed.
 pub fn syllables(text: &str) -> Vec<String> {
     text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(String::from).collect()
@@ -50,9 +41,9 @@ pub fn syllables(text: &str) -> Vec<String> {
 pub fn shingles(text: &str) -> HashSet<u64> {
     let syl = syllables(text);
     if syl.len() < SHINGLE {
-        return HashSet::from([fnv1a(syl.join(" ").as_bytes())]);
+        return HashSet::from([fnv1a64(syl.join(" ").as_bytes())]);
     }
-    syl.windows(SHINGLE).map(|w| fnv1a(w.join(" ").as_bytes())).collect()
+    syl.windows(SHINGLE).map(|w| fnv1a64(w.join(" ").as_bytes())).collect()
 }
 
 /// The MinHash signature of a shingle set.
@@ -60,7 +51,7 @@ pub fn signature(shingles: &HashSet<u64>) -> [u64; NUM_HASHES] {
     let mut sig = [u64::MAX; NUM_HASHES];
     for &s in shingles {
         for (i, slot) in sig.iter_mut().enumerate() {
-            *slot = (*slot).min(splitmix(s ^ splitmix(i as u64 + 1)));
+            *slot = (*slot).min(splitmix64(s ^ splitmix64(i as u64 + 1)));
         }
     }
     sig
@@ -98,13 +89,13 @@ impl Deduper {
 
     /// Checks `text` against everything remembered and remembers it if new.
     pub fn insert(&mut self, text: &str) -> Verdict {
-        let key = fnv1a(syllables(text).join(" ").as_bytes());
+        let key = fnv1a64(syllables(text).join(" ").as_bytes());
         if self.exact.contains(&key) {
             return Verdict::Exact;
         }
         let sig = signature(&shingles(text));
         let band_keys: Vec<(usize, u64)> =
-            (0..BANDS).map(|b| (b, fnv1a(&bytes_of(&sig[b * ROWS..(b + 1) * ROWS])))).collect();
+            (0..BANDS).map(|b| (b, fnv1a64(&bytes_of(&sig[b * ROWS..(b + 1) * ROWS])))).collect();
         if self.threshold <= 1.0 {
             let mut seen = HashSet::new();
             for k in &band_keys {

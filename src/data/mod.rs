@@ -1,5 +1,6 @@
 //! The store's data and the synthetic chat data made from it.
 //!
+//! - [`product`]: the catalog product, the one type `rag` reads catalogs into too;
 //! - [`store`]: the data model and its loading from `data/` (CSV + Markdown), with
 //!   `file:line: field` errors;
 //! - [`db`]: the SQLite store (`stylevn db init`) and reading it back;
@@ -9,13 +10,18 @@
 //! - [`text`]: Vietnamese folding, money and date formatting, customer noise;
 //! - [`grounding`]: checks that every fact an assistant states comes from its evidence;
 //! - [`dedup`], [`pii`]: hygiene (exact and MinHash near-duplicates, PII masking);
+//! - [`exchange_log`]: the server's log of assistant turns and feedback, which
+//!   `synth --import` reads back;
 //! - [`synth`]: offline and teacher generation of chat JSONL.
 
-pub mod context;
 pub mod db;
 pub mod dedup;
+pub mod exchange_log;
 pub mod grounding;
+pub mod ids;
+pub mod passages;
 pub mod pii;
+pub mod product;
 pub mod store;
 pub mod synth;
 pub mod text;

@@ -11,33 +11,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use super::product::Product;
 use crate::{Error, Result};
 
 /// The order statuses the store uses (issue 6), in lifecycle order.
 pub const ORDER_STATUSES: [&str; 5] = ["Đang chuẩn bị", "Đang giao", "Đã giao", "Đã hủy", "Đang hoàn trả"];
-
-/// One catalog product (`catalog.csv`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Product {
-    /// Stock-keeping unit, e.g. `AT001`.
-    pub sku: String,
-    /// Display name in Vietnamese.
-    pub name: String,
-    /// Category, e.g. `áo thun`.
-    pub category: String,
-    /// Price in VND.
-    pub price_vnd: i64,
-    /// Sizes sold (`S`, `M`, `29`, `Freesize`...).
-    pub sizes: Vec<String>,
-    /// Colours sold, in Vietnamese.
-    pub colors: Vec<String>,
-    /// Material.
-    pub material: String,
-    /// One- or two-sentence description.
-    pub description: String,
-    /// Product page.
-    pub url: String,
-}
 
 /// Units in stock of one SKU in one size and colour (`stock.csv`).
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +33,7 @@ pub struct StockRow {
 /// One customer order (`orders.csv`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Order {
-    /// Order id, `DH` + 6 digits.
+    /// Order id, in the shop's own format (`#100234`, `SO-2026-0042`, ...).
     pub order_id: String,
     /// Customer's (invented) name.
     pub customer_name: String,
@@ -241,12 +219,15 @@ impl Store {
         let mut skus: HashMap<String, usize> = HashMap::new();
         read_rows(&catalog, |r| {
             let p = Product {
+                source: format!("{}:{}", r.path.display(), r.line),
                 sku: r.required("sku")?,
                 name: r.required("name")?,
                 category: r.required("category")?,
-                price_vnd: r.int("price_vnd")?,
+                // `int` admits only whole numbers ≥ 0, so the cast is exact.
+                price_vnd: r.int("price_vnd")? as u64,
                 sizes: split_list(&r.required("sizes")?),
                 colors: split_list(&r.required("colors")?),
+                stock: None,
                 material: r.text("material")?,
                 description: r.text("description")?,
                 url: r.text("url")?,

@@ -1,29 +1,10 @@
-//! Vietnamese text helpers shared by the tools, synth and its checks: folding for
-//! matching, how the assistant writes money and dates, and the noise customers
-//! type (no diacritics, teen code, typos).
+//! Vietnamese text helpers shared by the tools, synth and its checks: how the
+//! assistant writes money and dates, and the noise customers type (no diacritics,
+//! teen code, typos). Folding for matching is the conversation core's
+//! ([`crate::conversation::text`]).
 
 use rand::seq::IndexedRandom;
 use rand::Rng;
-use unicode_normalization::UnicodeNormalization;
-
-/// Lowercase, diacritics removed, `đ` -> `d`, whitespace collapsed: the key for
-/// matching what a customer typed against the store's names.
-pub fn fold(text: &str) -> String {
-    let stripped: String = strip_diacritics(&text.to_lowercase());
-    stripped.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Removes Vietnamese diacritics, keeping case: "Đã giao" -> "Da giao".
-pub fn strip_diacritics(text: &str) -> String {
-    text.nfd()
-        .filter(|c| !('\u{0300}'..='\u{036f}').contains(c))
-        .map(|c| match c {
-            'đ' => 'd',
-            'Đ' => 'D',
-            c => c,
-        })
-        .collect()
-}
 
 /// `text` with its first letter upper-cased.
 pub fn capitalize(text: &str) -> String {
@@ -148,12 +129,6 @@ pub fn typos(text: &str, n: usize, rng: &mut impl Rng) -> String {
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn folds_vietnamese() {
-        assert_eq!(fold("  Áo Thun  ĐEN "), "ao thun den");
-        assert_eq!(strip_diacritics("Đã giao hàng"), "Da giao hang");
-    }
 
     #[test]
     fn formats_money_and_dates() {

@@ -14,18 +14,48 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
-use super::text::fold;
+use super::ids::{sized_categories, StoreIds};
+use super::store::Store;
+use crate::conversation::text::fold;
 use crate::{Error, Result};
 
 /// Tool names, in the order [`tool_schemas`] lists them.
 pub const TOOL_NAMES: [&str; 6] =
     ["get_order_status", "get_stock", "search_products", "get_promotions", "get_size_chart", "get_policy"];
 
-/// Policy topics (file stems of `data/policies/*.md`) that `get_policy` accepts.
-pub const POLICY_TOPICS: [&str; 6] = ["doi-tra", "van-chuyen", "thanh-toan", "bao-hanh", "bao-mat", "lien-he"];
+/// The store's own words that the tool schemas offer as choices, each list in the
+/// order the store's files first give them: another shop's categories and policy
+/// topics are its own, and a schema listing the demo's would steer a model (and a
+/// server's guided decoding) to arguments the shop does not have.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ToolVocabulary {
+    /// Product categories (`catalog.csv`), for `search_products`.
+    pub categories: Vec<String>,
+    /// Categories with a size chart (`size_charts.csv`), for `get_size_chart`.
+    pub sized_categories: Vec<String>,
+    /// Policy topics (file stems of `policies/*.md`), for `get_policy`.
+    pub policy_topics: Vec<String>,
+}
 
-/// Categories that have a size chart.
-pub const SIZED_CATEGORIES: [&str; 7] = ["áo thun", "áo sơ mi", "áo khoác", "quần jeans", "váy", "đầm", "giày"];
+impl ToolVocabulary {
+    /// The vocabulary of `store`.
+    pub fn from_store(store: &Store) -> Self {
+        fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for item in items.filter(|i| !i.is_empty()) {
+                if !out.iter().any(|o| o == item) {
+                    out.push(item.to_string());
+                }
+            }
+            out
+        }
+        ToolVocabulary {
+            categories: distinct(store.products.iter().map(|p| p.category.as_str())),
+            sized_categories: sized_categories(store).into_iter().map(|c| c.name).collect(),
+            policy_topics: distinct(store.policies.iter().map(|p| p.topic.as_str())),
+        }
+    }
+}
 
 /// Largest number of products `search_products` returns.
 pub const SEARCH_LIMIT: usize = 3;
@@ -35,17 +65,18 @@ fn function(name: &str, description: &str, properties: Value, required: &[&str])
         "parameters": {"type": "object", "properties": properties, "required": required}}})
 }
 
-/// The OpenAI `tools` list every conversation and the server offer. Descriptions
-/// are short English: every prompt carries them, and Vietnamese costs small models'
-/// tokenizers three times the tokens (SmolLM2: 1,270 tokens for the Vietnamese
-/// version, against the store's 373-token system prompt).
-pub fn tool_schemas() -> Vec<Value> {
+/// The OpenAI `tools` list every conversation and the server offer, with the
+/// store's `vocabulary` as the choices. Descriptions are short English: every prompt
+/// carries them, and Vietnamese costs small models' tokenizers three times the
+/// tokens (SmolLM2: 1,270 tokens for the Vietnamese version, against the store's
+/// 373-token system prompt).
+pub fn tool_schemas(vocabulary: &ToolVocabulary) -> Vec<Value> {
     vec![
         function(
             "get_order_status",
             "Order status, ETA and carrier by order id; items, total and tracking code need the phone's last 4 digits.",
             json!({
-                "order_id": {"type": "string", "description": "DH + 6 digits"},
+                "order_id": {"type": "string", "description": "the order id as the customer wrote it"},
                 "phone": {"type": "string", "description": "last 4 digits, only if the customer gave them"}
             }),
             &["order_id"],
@@ -65,7 +96,7 @@ pub fn tool_schemas() -> Vec<Value> {
             "Search the catalog by keywords, category and maximum price.",
             json!({
                 "query": {"type": "string"},
-                "category": {"type": "string", "enum": ["áo thun", "áo sơ mi", "quần jeans", "váy", "đầm", "áo khoác", "giày", "túi", "phụ kiện"]},
+                "category": {"type": "string", "enum": vocabulary.categories},
                 "max_price_vnd": {"type": "integer"}
             }),
             &["query"],
@@ -83,7 +114,7 @@ pub fn tool_schemas() -> Vec<Value> {
             "get_size_chart",
             "Size chart of a category and the recommended size for a height and weight (shoes: foot length).",
             json!({
-                "category": {"type": "string", "enum": SIZED_CATEGORIES},
+                "category": {"type": "string", "enum": vocabulary.sized_categories},
                 "height_cm": {"type": "number"},
                 "weight_kg": {"type": "number"},
                 "foot_length_cm": {"type": "number"}
@@ -93,16 +124,19 @@ pub fn tool_schemas() -> Vec<Value> {
         function(
             "get_policy",
             "The store's policy on a topic.",
-            json!({"topic": {"type": "string", "enum": POLICY_TOPICS}}),
+            json!({"topic": {"type": "string", "enum": vocabulary.policy_topics}}),
             &["topic"],
         ),
     ]
 }
 
-/// Executes tool calls against an open store database.
+/// Executes tool calls against an open store database. Ids in arguments are
+/// resolved through the store's [`StoreIds`], so `so 2026 0042` finds `SO-2026-0042`.
 pub struct ToolBox {
     conn: Connection,
     today: String,
+    ids: StoreIds,
+    vocabulary: ToolVocabulary,
 }
 
 fn bad_args(msg: impl Into<String>) -> Value {
@@ -153,14 +187,26 @@ fn range(text: &str) -> Option<(f64, f64)> {
 
 impl ToolBox {
     /// Tools over `conn`; promotions are judged valid as of `today` (`YYYY-MM-DD`).
-    pub fn new(conn: Connection, today: impl Into<String>) -> Self {
-        ToolBox { conn, today: today.into() }
+    pub fn new(conn: Connection, today: impl Into<String>) -> Result<Self> {
+        let store = super::db::load_store(&conn).map_err(|e| Error::msg(format!("store database: {e}")))?;
+        let (ids, vocabulary) = (StoreIds::from_store(&store), ToolVocabulary::from_store(&store));
+        Ok(ToolBox { conn, today: today.into(), ids, vocabulary })
     }
 
     /// Tools over `conn` as of the store's own date (`meta.store_today`).
     pub fn at_store_date(conn: Connection) -> Result<Self> {
         let today = super::db::store_today(&conn).map_err(sql)?;
-        Ok(ToolBox::new(conn, today))
+        ToolBox::new(conn, today)
+    }
+
+    /// The store's ids, read when the tools were opened.
+    pub fn ids(&self) -> &StoreIds {
+        &self.ids
+    }
+
+    /// The tool schemas with this store's choices ([`tool_schemas`]).
+    pub fn schemas(&self) -> Vec<Value> {
+        tool_schemas(&self.vocabulary)
     }
 
     /// The database the tools read.
@@ -210,7 +256,7 @@ impl ToolBox {
     /// gets the same answer as no phone, so guessing reveals nothing more, and the
     /// phone itself never goes into a result.
     fn order_status(&self, order_id: &str, phone: Option<&str>) -> rusqlite::Result<Value> {
-        let id = order_id.to_uppercase();
+        let id = self.ids.order(order_id).map_or_else(|| order_id.to_uppercase(), String::from);
         let row = self
             .conn
             .query_row(
@@ -252,7 +298,7 @@ impl ToolBox {
     }
 
     fn stock(&self, sku: &str, size: Option<&str>, color: Option<&str>) -> rusqlite::Result<Value> {
-        let sku = sku.to_uppercase();
+        let sku = self.ids.sku(sku).map_or_else(|| sku.to_uppercase(), String::from);
         let product = self
             .conn
             .query_row("SELECT name, price_vnd FROM products WHERE sku = ?1", params![sku], |r| {
@@ -326,7 +372,7 @@ impl ToolBox {
             v
         };
         if let Some(code) = code {
-            let code = code.to_uppercase();
+            let code = self.ids.promotion(code).map_or_else(|| code.to_uppercase(), String::from);
             return Ok(match all.iter().find(|p| p.0 == code) {
                 Some(p) => json!({"found": true, "today": today, "promotion": describe(p)}),
                 None => json!({"found": false, "today": today, "message": format!("Không có mã khuyến mãi {code}.")}),

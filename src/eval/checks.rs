@@ -2,52 +2,12 @@
 //! calls (right tool, right arguments), `must_include` coverage, forbidden facts.
 //!
 //! Tool calls arrive either as OpenAI `tool_calls` or, from a server without a tool
-//! parser, as Qwen/hermes text, which [`parse_hermes_tool_calls`] reads the way vLLM's
-//! hermes parser does:
-//!
-//! ```text
-//! <tool_call>
-//! {"name": "get_order_status", "arguments": {"order_id": "DH250004"}}
-//! </tool_call>
-//! ```
-//! (regex `<tool_call>(.*?)</tool_call>|<tool_call>(.*)`, DOTALL; each match must be
-//! JSON with `name` and `arguments`; on any error the whole text stays content).
+//! parser, as hermes text, which [`crate::conversation::parse_tool_calls`] reads.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::vi_tokenize::normalize;
-
-/// A tool call: the function's name and its JSON arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolCall {
-    /// Function name.
-    pub name: String,
-    /// Arguments object (parsed from the JSON string the API carries).
-    #[serde(default)]
-    pub arguments: serde_json::Value,
-}
-
-static HERMES: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)<tool_call>(.*?)</tool_call>|<tool_call>(.*)").unwrap());
-
-/// Splits hermes-format tool calls out of `text`: returns the content before the first
-/// `<tool_call>` and the calls, or the whole text and no calls when any call is invalid.
-pub fn parse_hermes_tool_calls(text: &str) -> (String, Vec<ToolCall>) {
-    let Some(start) = text.find("<tool_call>") else { return (text.to_string(), Vec::new()) };
-    let mut calls = Vec::new();
-    for caps in HERMES.captures_iter(text) {
-        let body = caps.get(1).or_else(|| caps.get(2)).map_or("", |m| m.as_str()).trim();
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else { return (text.to_string(), Vec::new()) };
-        let (Some(name), Some(arguments)) = (v.get("name").and_then(|n| n.as_str()), v.get("arguments")) else {
-            return (text.to_string(), Vec::new());
-        };
-        calls.push(ToolCall { name: name.to_string(), arguments: arguments.clone() });
-    }
-    (text[..start].to_string(), calls)
-}
+use crate::conversation::text::normalize;
+use crate::conversation::ToolCall;
 
 /// Whether `actual` is the `expected` call: same name, same argument keys, and equal
 /// values (strings compared NFC-, case- and surrounding-space-insensitively, numbers
@@ -146,31 +106,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn hermes_calls_and_invalid_calls() {
-        let (content, calls) = parse_hermes_tool_calls(
-            "Dạ em kiểm tra ạ<tool_call>\n{\"name\": \"get_order_status\", \"arguments\": {\"order_id\": \"DH1\"}}\n</tool_call>",
-        );
-        assert_eq!(content, "Dạ em kiểm tra ạ");
-        assert_eq!(calls, [ToolCall { name: "get_order_status".into(), arguments: json!({"order_id": "DH1"}) }]);
-        let bad = "<tool_call>{not json}</tool_call>";
-        assert_eq!(parse_hermes_tool_calls(bad), (bad.to_string(), vec![]));
-        let (_, unterminated) = parse_hermes_tool_calls("<tool_call>{\"name\": \"x\", \"arguments\": {}}");
-        assert_eq!(unterminated.len(), 1);
-    }
-
-    #[test]
     fn tool_arguments_compare_by_value() {
-        let expected = ToolCall { name: "get_stock".into(), arguments: json!({"sku": "AT001", "size": "M"}) };
-        let same =
-            ToolCall { name: "get_stock".into(), arguments: json!({"size": "m ", "sku": "at001", "color": null}) };
-        let wrong = ToolCall { name: "get_stock".into(), arguments: json!({"sku": "AT001", "size": "L"}) };
-        let extra =
-            ToolCall { name: "get_stock".into(), arguments: json!({"sku": "AT001", "size": "M", "color": "Đỏ"}) };
+        let expected = ToolCall::new("get_stock", json!({"sku": "AT001", "size": "M"}));
+        let same = ToolCall::new("get_stock", json!({"size": "m ", "sku": "at001", "color": null}));
+        let wrong = ToolCall::new("get_stock", json!({"sku": "AT001", "size": "L"}));
+        let extra = ToolCall::new("get_stock", json!({"sku": "AT001", "size": "M", "color": "Đỏ"}));
         assert!(tool_call_matches(&expected, &same));
         assert!(!tool_call_matches(&expected, &wrong));
         assert!(!tool_call_matches(&expected, &extra));
-        let num = ToolCall { name: "p".into(), arguments: json!({"order_total_vnd": 500000}) };
-        let num_str = ToolCall { name: "p".into(), arguments: json!({"order_total_vnd": "500000"}) };
+        let num = ToolCall::new("p", json!({"order_total_vnd": 500000}));
+        let num_str = ToolCall::new("p", json!({"order_total_vnd": "500000"}));
         assert!(tool_call_matches(&num, &num_str));
     }
 

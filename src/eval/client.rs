@@ -1,16 +1,14 @@
-//! The OpenAI-compatible client the evaluation talks through (async-openai, raw JSON
-//! bodies so any server's extensions pass through): streamed chat turns with
-//! benchmark_serving timings for the model under test, and plain JSON-mode turns for
-//! the judge.
+//! The evaluation's side of the one OpenAI-compatible client ([`OpenAiClient`]):
+//! streamed chat turns with benchmark_serving timings for the model under test, and
+//! plain JSON-mode turns for the judge.
 
 use std::time::{Duration, Instant};
 
-use async_openai::config::OpenAIConfig;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::checks::{parse_hermes_tool_calls, ToolCall};
 use super::latency::RequestTiming;
+use crate::conversation::{parse_tool_calls, CallError, OpenAiClient, ToolCall};
 use crate::{Error, Result};
 
 /// Where a model is served.
@@ -41,7 +39,7 @@ pub struct StreamedReply {
 
 /// A client for one endpoint.
 pub struct ChatClient {
-    client: async_openai::Client<OpenAIConfig>,
+    client: OpenAiClient,
     endpoint: Endpoint,
 }
 
@@ -49,13 +47,8 @@ impl ChatClient {
     /// A client for `endpoint`. Requests are sent once: retrying is the caller's
     /// decision (the judge retries and counts; the model under test never retries).
     pub fn new(endpoint: Endpoint) -> Self {
-        crate::tls::install_crypto_provider();
-        let mut config = OpenAIConfig::new().with_api_base(endpoint.base_url.trim_end_matches('/'));
-        config = config.with_api_key(endpoint.api_key.clone().unwrap_or_default());
-        // No hidden retries: async-openai's default transport retries 429/5xx, which would
-        // fold retry time into TTFT and hide judge errors from the counters.
-        let client = async_openai::Client::with_config(config)
-            .with_http_service(async_openai::middleware::ReqwestService::default());
+        let client =
+            OpenAiClient::new(&endpoint.base_url, &endpoint.model, endpoint.api_key.as_deref(), endpoint.timeout);
         ChatClient { client, endpoint }
     }
 
@@ -65,11 +58,8 @@ impl ChatClient {
     }
 
     /// Streams one chat turn. `body` holds everything but `model` and `stream`, which
-    /// are set here (with `stream_options.include_usage`).
-    pub async fn stream_chat(&self, mut body: Value) -> Result<StreamedReply> {
-        body["model"] = json!(self.endpoint.model);
-        body["stream"] = json!(true);
-        body["stream_options"] = json!({"include_usage": true});
+    /// the client sets (with `stream_options.include_usage`).
+    pub async fn stream_chat(&self, body: Value) -> Result<StreamedReply> {
         tokio::time::timeout(self.endpoint.timeout, self.stream_inner(body))
             .await
             .map_err(|_| Error::msg(format!("request timed out after {:?}", self.endpoint.timeout)))?
@@ -77,10 +67,10 @@ impl ChatClient {
 
     async fn stream_inner(&self, body: Value) -> Result<StreamedReply> {
         let sent = Instant::now();
+        let deadline = sent + self.endpoint.timeout;
         let mut stream = self
             .client
-            .chat()
-            .create_stream_byot::<Value, Value>(body)
+            .stream(body, deadline)
             .await
             .map_err(|e| Error::msg(format!("{}: {e}", self.endpoint.base_url)))?;
         let mut reply = StreamedReply::default();
@@ -139,10 +129,10 @@ impl ChatClient {
         reply.timing.output_tokens = usage_tokens.unwrap_or(text_chunks);
         for (name, args) in partial_calls.into_iter().filter(|(n, _)| !n.is_empty()) {
             let arguments = serde_json::from_str(&args).unwrap_or(Value::String(args));
-            reply.tool_calls.push(ToolCall { name, arguments });
+            reply.tool_calls.push(ToolCall::new(name, arguments));
         }
         if reply.tool_calls.is_empty() {
-            let (content, calls) = parse_hermes_tool_calls(&reply.content);
+            let (content, calls) = parse_tool_calls(&reply.content);
             if !calls.is_empty() {
                 reply.content = content;
                 reply.tool_calls = calls;
@@ -155,17 +145,14 @@ impl ChatClient {
     /// json_object`, temperature 0); returns the message content as sent.
     pub async fn chat_json(&self, system: &str, user: &str) -> Result<String> {
         let body = json!({
-            "model": self.endpoint.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             "temperature": 0.0,
             "response_format": {"type": "json_object"},
         });
-        let chat = self.client.chat();
-        let call = chat.create_byot::<Value, Value>(body);
-        let response = tokio::time::timeout(self.endpoint.timeout, call)
-            .await
-            .map_err(|_| Error::msg(format!("judge request timed out after {:?}", self.endpoint.timeout)))?
-            .map_err(|e| Error::msg(format!("{}: {e}", self.endpoint.base_url)))?;
+        let response = self.client.complete(body).await.map_err(|e| match e {
+            CallError::TimedOut(limit) => Error::msg(format!("judge request timed out after {limit:?}")),
+            CallError::Failed(e) => Error::msg(format!("{}: {e}", self.endpoint.base_url)),
+        })?;
         response["choices"][0]["message"]["content"]
             .as_str()
             .map(str::to_owned)

@@ -22,7 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::checks::ToolCall;
+use crate::conversation::{Evidence, Source, ToolCall};
 use crate::{Error, Result};
 
 /// One golden case.
@@ -62,26 +62,14 @@ pub struct GoldenCase {
 impl GoldenCase {
     /// The last user message's text (the question the judge sees).
     pub fn question(&self) -> String {
-        self.messages
-            .iter()
-            .rev()
-            .find(|m| m["role"] == "user")
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or_default()
-            .to_string()
+        crate::conversation::message::last_user_text(&self.messages)
     }
 
-    /// Everything an answer may take facts from: the contexts, every user turn and
-    /// every tool result of the conversation.
-    pub fn sources(&self) -> Vec<String> {
-        let mut out = self.contexts.clone();
-        for m in &self.messages {
-            if matches!(m["role"].as_str(), Some("user" | "tool")) {
-                if let Some(text) = m["content"].as_str() {
-                    out.push(text.to_string());
-                }
-            }
-        }
+    /// Everything an answer may take facts from: the contexts (as retrieved
+    /// passages) and the conversation's turns, each tagged with its source.
+    pub fn evidence(&self) -> Vec<Evidence> {
+        let mut out: Vec<Evidence> = self.contexts.iter().map(|c| Evidence::new(Source::Retrieved, c)).collect();
+        out.extend(Evidence::from_messages(&self.messages));
         out
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Text metrics need nothing but text: [`rouge`] (equal to Google's `rouge_score` on
 //! ASCII, Unicode-aware for Vietnamese through [`vi_tokenize`]), [`chrf`], and
-//! [`grounding`] (numbers, prices, codes, dates and statuses checked against the
-//! sources). [`faithfulness`] asks a judge model, the Ragas way. [`checks`] holds
+//! deterministic grounding (numbers, prices, codes, dates and statuses checked
+//! against the sources by [`crate::conversation::grounding`] under its eval policy).
+//! [`faithfulness`] asks a judge model, the Ragas way. [`checks`] holds
 //! refusals, tool calls and `must_include`. [`latency`] defines TTFT/ITL/TPOT/E2E as
 //! vLLM's benchmark_serving does. [`runner`] sends a [`golden`] set to any
 //! OpenAI-compatible endpoint through [`client`]; [`report`] aggregates, gates and
@@ -14,9 +15,9 @@ pub mod bootstrap;
 pub mod checks;
 pub mod chrf;
 pub mod client;
+pub mod config;
 pub mod faithfulness;
 pub mod golden;
-pub mod grounding;
 pub mod latency;
 pub mod plots;
 pub mod report;
@@ -26,8 +27,8 @@ pub mod runner;
 pub mod score;
 pub mod vi_tokenize;
 
-pub use checks::ToolCall;
 pub use client::{ChatClient, Endpoint, StreamedReply};
+pub use config::EvalConfig;
 pub use faithfulness::{Faithfulness, Judge, JudgeStats};
 pub use golden::{load_golden, sample_by_intent, GoldenCase};
 pub use latency::{LatencySummary, LoadShape, RequestTiming};

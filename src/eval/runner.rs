@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use crate::data::context::add_to_last_question;
+use crate::conversation::facts::states_fact;
+use crate::conversation::{check, EvidencePolicy, Grounding, ToolCall};
+use crate::data::passages::add_to_last_question;
 
-use super::checks::{is_refusal, tool_call_matches, ToolCall};
+use super::checks::{is_refusal, tool_call_matches};
 use super::chrf::chrf;
 use super::client::{ChatClient, StreamedReply};
 use super::faithfulness::{Faithfulness, Judge};
 use super::golden::GoldenCase;
-use super::grounding::{grounding, states_fact, Grounding};
 use super::latency::{poisson_offsets, LoadShape, RequestTiming};
 use super::rouge::{rouge, RougeScores};
 
@@ -36,7 +37,7 @@ pub struct RunOptions {
     /// OpenAI `tools` offered on every request.
     pub tools: Option<Value>,
     /// When set, a case's contexts go into its last user turn under this heading, as
-    /// `serve` adds what its retrieval finds ([`crate::data::context`]); for models
+    /// `serve` adds what its retrieval finds ([`crate::data::passages`]); for models
     /// served without retrieval.
     pub context_heading: Option<String>,
     /// Phrases that mark a refusal.
@@ -131,8 +132,7 @@ pub fn score_case(
         r.rouge = Some(rouge(&r.answer, &case.reference));
         r.chrf = Some(chrf(&r.answer, &case.reference));
     }
-    let sources = case.sources();
-    let g = grounding(&r.answer, sources.iter().map(String::as_str));
+    let g = check(&r.answer, &case.evidence(), &EvidencePolicy::EVAL_METRIC);
     if !case.must_include.is_empty() {
         r.missing = case.must_include.iter().filter(|f| !states_fact(&r.answer, f)).cloned().collect();
         r.must_include = Some(1.0 - r.missing.len() as f64 / case.must_include.len() as f64);

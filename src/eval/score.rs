@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::checks::mean_defined;
 use super::chrf::chrf;
-use super::grounding::grounding;
 use super::rouge::rouge;
+use crate::conversation::{check, Evidence, EvidencePolicy, Source};
 use crate::{Error, Result};
 
 /// One line of a predictions file.
@@ -90,7 +90,8 @@ pub fn score_pair(pair: &Pair) -> PairScores {
     let grounding = if pair.contexts.is_empty() {
         None
     } else {
-        grounding(&pair.prediction, pair.contexts.iter().map(String::as_str)).score
+        let evidence: Vec<Evidence> = pair.contexts.iter().map(|c| Evidence::new(Source::Retrieved, c)).collect();
+        check(&pair.prediction, &evidence, &EvidencePolicy::EVAL_METRIC).score
     };
     PairScores {
         id: pair.id.clone(),

@@ -9,17 +9,13 @@
 //! committed goldens.
 
 use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
+
+use crate::conversation::text::normalize;
 
 /// Whether `c` belongs inside a token: a letter, a digit, or a combining mark
 /// (which only occurs after NFC when no precomposed character exists).
 fn is_token_char(c: char) -> bool {
     c.is_alphanumeric() || is_combining_mark(c)
-}
-
-/// NFC-normalizes and lowercases `text`.
-pub fn normalize(text: &str) -> String {
-    text.nfc().flat_map(char::to_lowercase).collect::<String>().nfc().collect()
 }
 
 /// Splits `text` into lowercase NFC tokens of letters and digits.
@@ -36,6 +32,7 @@ pub fn tokenize(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use unicode_normalization::UnicodeNormalization;
 
     #[test]
     fn decomposed_and_composed_vietnamese_give_the_same_tokens() {

@@ -7,7 +7,8 @@ use candle_core::{DType, Device};
 use tokenizers::Tokenizer;
 
 use crate::model::config::TokenIds;
-use crate::model::{load_transformer, DenseLoader, LinearLoader, ModelFiles, Transformer};
+use crate::model::{load_transformer, LinearLoader, ModelFiles, Transformer};
+use crate::quant::checkpoint_loader;
 use crate::{Error, Result};
 
 /// The transformer with everything generation needs beside it.
@@ -24,9 +25,12 @@ pub struct ChatModel {
 }
 
 impl ChatModel {
-    /// Loads `spec` (HF directory or repo id) with dense weights in `dtype` on the CPU.
+    /// Loads `spec` (HF directory or repo id) in `dtype` on the CPU: dense weights,
+    /// or an AWQ checkpoint's int4 weights.
     pub fn load(spec: &str, dtype: DType) -> Result<Self> {
-        Self::load_with(ModelFiles::resolve(spec)?, dtype, &Device::Cpu, &DenseLoader)
+        let files = ModelFiles::resolve(spec)?;
+        let linear = checkpoint_loader(&files)?;
+        Self::load_with(files, dtype, &Device::Cpu, linear.as_ref())
     }
 
     /// Loads `files` with projections built by `linear`.

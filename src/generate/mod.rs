@@ -2,6 +2,7 @@
 //! then decode token by token with the KV cache, streaming text pieces out.
 
 mod chat_model;
+pub mod config;
 mod sampler;
 mod stop;
 mod text_stream;
@@ -11,6 +12,7 @@ use std::time::Instant;
 use tokenizers::Tokenizer;
 
 pub use chat_model::ChatModel;
+pub use config::GenerateConfig;
 pub use sampler::{Sampler, SamplingParams};
 pub use stop::{StopMatcher, StopStep};
 pub use text_stream::TextStream;

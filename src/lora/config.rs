@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::model::transformer::PROJECTION_NAMES;
+use crate::model::projections::LayerProjection;
 use crate::{Error, Result};
 
 /// How adapters are attached.
@@ -44,18 +44,19 @@ impl LoraConfig {
 
     /// The projection names (`q_proj`...) the config selects, in HF order.
     pub fn targets(&self) -> Result<Vec<&'static str>> {
+        let names = LayerProjection::ALL.map(LayerProjection::name);
         if self.target_modules.iter().any(|t| t == "all-linear") {
-            return Ok(PROJECTION_NAMES.to_vec());
+            return Ok(names.to_vec());
         }
         for t in &self.target_modules {
-            if !PROJECTION_NAMES.contains(&t.as_str()) {
+            if LayerProjection::from_name(t).is_none() {
                 return Err(Error::msg(format!(
                     "unknown LoRA target module `{t}` (use all-linear or any of {})",
-                    PROJECTION_NAMES.join(", ")
+                    names.join(", ")
                 )));
             }
         }
-        Ok(PROJECTION_NAMES.iter().copied().filter(|p| self.target_modules.iter().any(|t| t == p)).collect())
+        Ok(names.into_iter().filter(|p| self.target_modules.iter().any(|t| t == p)).collect())
     }
 
     /// Whether decoder layer `layer` gets adapters.

@@ -13,7 +13,7 @@ use candle_core::{Device, Shape, Tensor, Var};
 
 use super::config::LoraConfig;
 use crate::model::linear::{LowRank, Projection};
-use crate::model::tiny::uniform;
+use crate::seeded::uniform;
 
 /// Training switch and step key shared by every LoRA layer of a model.
 #[derive(Debug, Default)]

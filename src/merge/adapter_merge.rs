@@ -5,7 +5,7 @@
 //! rows (`trainable_token_indices`) replace the base's rows, as PEFT's `index_copy`.
 //!
 //! The base is read tensor by tensor with positioned reads ([`TensorReader`]) and the
-//! output streamed through [`write_sharded`], so peak memory stays near one tensor
+//! output streamed through [`write_hf_dir`], so peak memory stays near one tensor
 //! plus the adapter.
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,13 +13,13 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::model_dir::{copy_side_files, natural_key, torch_dtype_name, write_config, write_provenance};
-use super::shard_writer::{write_sharded, TensorSpec};
 use super::tensor_reader::TensorReader;
 use crate::lora::adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use crate::lora::token_rows::LM_HEAD_ROWS_KEY;
 use crate::lora::LoraConfig;
-use crate::model::transformer::PROJECTION_NAMES;
+use crate::model::hf_dir_writer::{torch_dtype_name, write_hf_dir};
+use crate::model::projections::LayerProjection;
+use crate::model::shard_writer::TensorSpec;
 use crate::model::{ModelConfig, ModelFiles};
 use crate::{Error, Result};
 
@@ -75,12 +75,11 @@ pub fn merge_adapter(
         return Err(Error::msg(format!("{}: no safetensors weights to merge into", base.spec)));
     }
     let st = TensorReader::open(&base.weights)?;
-    let mut specs: Vec<TensorSpec> = st
+    let specs: Vec<TensorSpec> = st
         .entries
         .iter()
         .map(|e| TensorSpec { name: e.name.clone(), dtype: opts.dtype.unwrap_or(e.dtype), shape: e.shape.clone() })
         .collect();
-    specs.sort_by_key(|s| natural_key(&s.name));
     for (module, (a, b)) in &updates {
         let name = format!("{module}.weight");
         let spec = specs.iter().find(|s| s.name == name).ok_or_else(|| {
@@ -100,10 +99,19 @@ pub fn merge_adapter(
             base.spec
         )));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let scale = lora.scale();
-    let total = specs.len();
-    let summary = write_sharded(out, &specs, opts.max_shard_bytes, |i, spec| {
+    let mut note = serde_json::Map::new();
+    note.insert("stage".into(), "merge".into());
+    note.insert("base".into(), base.spec.clone().into());
+    note.insert("adapter".into(), adapter_dir.display().to_string().into());
+    note.insert("lora_r".into(), lora.r.into());
+    note.insert("lora_alpha".into(), lora.alpha.into());
+    note.insert("use_rslora".into(), lora.use_rslora.into());
+    note.insert("scale".into(), scale.into());
+    note.insert("merged_modules".into(), updates.len().into());
+    note.insert("trainable_token_indices".into(), lora.trainable_token_indices.clone().into());
+    let (total, mut done) = (specs.len(), 0);
+    let produce = |spec: &TensorSpec| {
         let w = st.load(&spec.name)?;
         let merged = match spec.name.strip_suffix(".weight").and_then(|m| updates.get(m)) {
             Some((a, b)) => (w.to_dtype(DType::F32)? + (b.matmul(a)? * scale)?)?,
@@ -116,29 +124,19 @@ pub fn merge_adapter(
                 _ => w,
             },
         };
-        on_tensor(i + 1, total);
+        done += 1;
+        on_tensor(done, total);
         Ok(merged)
-    })?;
-    write_config(base, out, |c| {
+    };
+    let edit_config = |c: &mut serde_json::Map<String, serde_json::Value>| {
         if let Some(d) = opts.dtype {
             c.insert("torch_dtype".into(), torch_dtype_name(d).into());
         }
-    })?;
-    copy_side_files(base, out)?;
-    let mut note = serde_json::Map::new();
-    note.insert("stage".into(), "merge".into());
-    note.insert("base".into(), base.spec.clone().into());
-    note.insert("adapter".into(), adapter_dir.display().to_string().into());
-    note.insert("lora_r".into(), lora.r.into());
-    note.insert("lora_alpha".into(), lora.alpha.into());
-    note.insert("use_rslora".into(), lora.use_rslora.into());
-    note.insert("scale".into(), scale.into());
-    note.insert("merged_modules".into(), updates.len().into());
-    note.insert("trainable_token_indices".into(), lora.trainable_token_indices.clone().into());
-    write_provenance(out, note)?;
+    };
+    let summary = write_hf_dir(base, out, specs, opts.max_shard_bytes, produce, edit_config, note)?;
     Ok(MergeSummary {
         merged_modules: updates.len(),
-        tensors: specs.len(),
+        tensors: total,
         files: summary.files,
         total_bytes: summary.total_bytes,
         scale,
@@ -180,20 +178,6 @@ fn read_adapter_config(path: &Path) -> Result<LoraConfig> {
         return Err(Error::bad_input(path, None, "field `fan_in_fan_out`: must be false (Linear layers only)"));
     }
     Ok(lora)
-}
-
-/// `(out, in)` of projection `block.proj` in a model of `config`.
-fn projection_shape(config: &ModelConfig, proj: &str) -> Option<(usize, usize)> {
-    let (h, hd) = (config.hidden_size, config.head_dim());
-    let (q, kv, i) = (config.num_attention_heads * hd, config.num_kv_heads() * hd, config.intermediate_size);
-    Some(match proj {
-        "self_attn.q_proj" => (q, h),
-        "self_attn.k_proj" | "self_attn.v_proj" => (kv, h),
-        "self_attn.o_proj" => (h, q),
-        "mlp.gate_proj" | "mlp.up_proj" => (i, h),
-        "mlp.down_proj" => (h, i),
-        _ => return None,
-    })
 }
 
 /// Reads and checks every `lora_A`/`lora_B` pair, and the trained LM-head rows, against
@@ -241,10 +225,10 @@ fn read_updates(path: &Path, config: &ModelConfig, lora: &LoraConfig) -> Result<
                 config.num_hidden_layers
             )));
         }
-        let (o, i) = projection_shape(config, proj).ok_or_else(|| bad(format!("unknown module `{proj}`")))?;
-        let short = proj.rsplit('.').next().unwrap_or(proj);
-        if !targets.contains(&short) || !PROJECTION_NAMES.contains(&short) {
-            return Err(bad(format!("module `{short}` is not in the adapter's target_modules")));
+        let kind = LayerProjection::from_module(proj).ok_or_else(|| bad(format!("unknown module `{proj}`")))?;
+        let (o, i) = kind.shape(config);
+        if !targets.contains(&kind.name()) {
+            return Err(bad(format!("module `{}` is not in the adapter's target_modules", kind.name())));
         }
         let want = if which == 'A' { [lora.r, i] } else { [o, lora.r] };
         if t.dims() != want {

@@ -1,6 +1,8 @@
 //! Training without autograd: a decoder layer's forward that keeps exactly what its
 //! backward needs, and the hand-written backward that turns the gradient of the
 //! layer's output into the gradient of its input and of every LoRA `A` and `B`.
+//! This forward is the one training runs; `Mode::Train` in `transformer.rs` is the
+//! reference it is checked against (its autograd gradients, `train::trainer` tests).
 //!
 //! Candle's autograd keeps every intermediate of the graph and runs a generic
 //! backward per op; here the forward uses the fused inference kernels and saves

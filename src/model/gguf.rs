@@ -21,6 +21,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Map, Value as Json};
 
+use super::projections::LayerProjection;
 use crate::atomic::write_atomic;
 use crate::{Error, Result};
 
@@ -360,16 +361,9 @@ fn hf_tensor_name(name: &str) -> Option<String> {
     let layer: usize = layer.parse().ok()?;
     let (module, kind) = rest.rsplit_once('.')?;
     let hf_module = match module {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
+        "attn_norm" => "input_layernorm".to_string(),
+        "ffn_norm" => "post_attention_layernorm".to_string(),
+        projection => LayerProjection::from_gguf(projection)?.module(),
     };
     Some(format!("model.layers.{layer}.{hf_module}.{kind}"))
 }

@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Module, Shape, Tensor, Var};
 use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
@@ -147,12 +148,32 @@ impl LinearLoader for DenseLoader {
     }
 }
 
-/// The compute dtype names accepted on the command line.
-pub fn parse_dtype(name: &str) -> Result<DType> {
-    match name {
-        "f32" | "float32" => Ok(DType::F32),
-        "f16" | "float16" => Ok(DType::F16),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => Err(crate::Error::msg(format!("unknown dtype `{other}` (use f32, f16 or bf16)"))),
+/// The dtype a model computes (or an import stores) in, as configs and flags name
+/// it (`f32`, `f16`, `bf16`; the long names too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDtype {
+    /// float32.
+    #[serde(alias = "float32")]
+    #[value(alias = "float32")]
+    F32,
+    /// float16.
+    #[serde(alias = "float16")]
+    #[value(alias = "float16")]
+    F16,
+    /// bfloat16.
+    #[serde(alias = "bfloat16")]
+    #[value(alias = "bfloat16")]
+    Bf16,
+}
+
+impl ComputeDtype {
+    /// The candle dtype.
+    pub fn dtype(self) -> DType {
+        match self {
+            ComputeDtype::F32 => DType::F32,
+            ComputeDtype::F16 => DType::F16,
+            ComputeDtype::Bf16 => DType::BF16,
+        }
     }
 }

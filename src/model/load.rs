@@ -10,9 +10,8 @@ use super::transformer::Transformer;
 use crate::{Error, Result};
 
 /// Loads the transformer of `files` in `dtype` on `device`, building every
-/// projection through `linear` (dense, NF4...). An AWQ directory (its `config.json`
-/// has an AWQ `quantization_config`) always loads its decoder projections through
-/// [`crate::quant::AwqLoader`] into the int4 kernel.
+/// projection through `linear` (dense, NF4, AWQ int4...): the caller picks the
+/// loader the checkpoint needs (`quant::AwqLoader::for_checkpoint` for an AWQ one).
 pub fn load_transformer(
     files: &ModelFiles,
     dtype: DType,
@@ -29,11 +28,5 @@ pub fn load_transformer(
     // SAFETY: the files are memory-mapped read-only; stylevn never writes to a
     // model directory while a model from it is loaded.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device)? };
-    let awq =
-        crate::quant::AwqConfig::from_model_config(&files.config)?.map(|config| crate::quant::AwqLoader { config });
-    let linear = match &awq {
-        Some(loader) => loader as &dyn LinearLoader,
-        None => linear,
-    };
     Transformer::load(&config, vb, linear).map_err(|e| Error::msg(format!("{}: {e}", files.spec)))
 }

@@ -6,7 +6,7 @@
 use crate::{Error, Result};
 
 /// The precision of a stage's matrix products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// bf16 where the CPU has AVX-512 BF16, f32 elsewhere.

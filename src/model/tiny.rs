@@ -18,6 +18,10 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde_json::json;
 
+pub use crate::seeded::uniform;
+
+use super::config::ModelConfig;
+use super::projections::LayerProjection;
 use crate::atomic::write_atomic;
 use crate::{Error, Result};
 
@@ -104,33 +108,6 @@ pub const TINY_MODELS: [TinySpec; 4] = [
     },
 ];
 
-fn fnv1a64(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// The deterministic values `u(name, i)` in `[-1, 1)` for `count` elements.
-pub fn uniform(name: &str, count: usize) -> Vec<f32> {
-    let seed = fnv1a64(name);
-    (0..count)
-        .map(|i| {
-            let x = splitmix64(seed.wrapping_add(i as u64)) >> 40;
-            (x as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
 impl TinySpec {
     /// The HF `config.json` of this fixture.
     pub fn config_json(&self) -> serde_json::Value {
@@ -158,7 +135,8 @@ impl TinySpec {
     /// Every tensor of the fixture, by HF name.
     pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
         let dev = Device::Cpu;
-        let hd = self.hidden / self.heads;
+        let config: ModelConfig =
+            serde_json::from_value(self.config_json()).map_err(|e| Error::msg(format!("{}: {e}", self.name)))?;
         let mut out = HashMap::new();
         let mut put = |name: String, shape: Vec<usize>, scale: f32, shift: f32| -> Result<()> {
             let n = shape.iter().product();
@@ -169,21 +147,11 @@ impl TinySpec {
         put("model.embed_tokens.weight".into(), vec![self.vocab, self.hidden], 0.5, 0.0)?;
         for l in 0..self.layers {
             let p = format!("model.layers.{l}");
-            let (q, kv) = (self.heads * hd, self.kv_heads * hd);
-            for (name, o, i) in [
-                ("self_attn.q_proj", q, self.hidden),
-                ("self_attn.k_proj", kv, self.hidden),
-                ("self_attn.v_proj", kv, self.hidden),
-                ("self_attn.o_proj", self.hidden, q),
-                ("mlp.gate_proj", self.intermediate, self.hidden),
-                ("mlp.up_proj", self.intermediate, self.hidden),
-                ("mlp.down_proj", self.hidden, self.intermediate),
-            ] {
-                put(format!("{p}.{name}.weight"), vec![o, i], 0.08, 0.0)?;
-                if self.model_type == "qwen2"
-                    && matches!(name, "self_attn.q_proj" | "self_attn.k_proj" | "self_attn.v_proj")
-                {
-                    put(format!("{p}.{name}.bias"), vec![o], 0.05, 0.0)?;
+            for kind in LayerProjection::ALL {
+                let (o, i) = kind.shape(&config);
+                put(format!("{}.weight", kind.in_layer(l)), vec![o, i], 0.08, 0.0)?;
+                if kind.has_bias(&config) {
+                    put(format!("{}.bias", kind.in_layer(l)), vec![o], 0.05, 0.0)?;
                 }
             }
             put(format!("{p}.input_layernorm.weight"), vec![self.hidden], 0.1, 1.0)?;

@@ -7,9 +7,16 @@
 //! serves batched prefill, continuous-batching decode (sequences at different
 //! positions) and training with packed sequences (no attention across them).
 //!
-//! [`Mode::Train`] uses only differentiable ops (`softmax`, `rms_norm_slow`, RoPE
-//! written with tensor ops); [`Mode::Infer`] uses candle's fused kernels, which
-//! drop gradients (see shared/REFERENCE.md).
+//! Three forward passes compute the same function:
+//! - [`Mode::Train`] is the **reference**: differentiable ops only (`softmax`,
+//!   `rms_norm_slow`, RoPE written with tensor ops), so candle's autograd reaches
+//!   every parameter. Its logits are checked against transformers
+//!   (`tests/model_tiny.rs`) and autograd through it is what the hand-written
+//!   backward is checked against (`train::trainer` tests). No stage runs it.
+//! - [`Mode::Infer`] uses candle's fused kernels, which drop gradients (see
+//!   shared/REFERENCE.md): generation, serving, evaluation and AWQ calibration.
+//! - [`Transformer::layer_forward_saving`] (`backward.rs`) is training's forward:
+//!   the fused kernels, keeping what the hand-written backward needs.
 
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use candle_nn::VarBuilder;
@@ -17,14 +24,17 @@ use candle_nn::VarBuilder;
 use super::config::ModelConfig;
 use super::kv_cache::KvCache;
 use super::linear::{LinearLoader, Projection};
+use super::projections::LayerProjection;
 use crate::{Error, Result};
 
 /// Which forward to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Differentiable ops only: for training (gradients reach every parameter).
+    /// Differentiable ops only, gradients reach every parameter: the reference the
+    /// other passes are checked against (training itself runs
+    /// [`Transformer::layer_forward_saving`]).
     Train,
-    /// Fused kernels: faster, no gradients.
+    /// Fused kernels, no gradients: generation, serving, evaluation, calibration.
     Infer,
 }
 
@@ -146,6 +156,37 @@ pub struct DecoderLayer {
     pub(super) post_attention_layernorm: RmsNorm,
 }
 
+impl DecoderLayer {
+    /// The layer's projections, each with its kind, in [`LayerProjection::ALL`] order.
+    pub fn projections_mut(&mut self) -> [(LayerProjection, &mut Box<dyn Projection>); 7] {
+        let Attention { q_proj, k_proj, v_proj, o_proj, .. } = &mut self.self_attn;
+        let Mlp { gate_proj, up_proj, down_proj } = &mut self.mlp;
+        [
+            (LayerProjection::Q, q_proj),
+            (LayerProjection::K, k_proj),
+            (LayerProjection::V, v_proj),
+            (LayerProjection::O, o_proj),
+            (LayerProjection::Gate, gate_proj),
+            (LayerProjection::Up, up_proj),
+            (LayerProjection::Down, down_proj),
+        ]
+    }
+
+    /// The slot of projection `kind`, to read, wrap or replace.
+    pub fn projection_mut(&mut self, kind: LayerProjection) -> &mut Box<dyn Projection> {
+        let [q, k, v, o, gate, up, down] = self.projections_mut();
+        match kind {
+            LayerProjection::Q => q.1,
+            LayerProjection::K => k.1,
+            LayerProjection::V => v.1,
+            LayerProjection::O => o.1,
+            LayerProjection::Gate => gate.1,
+            LayerProjection::Up => up.1,
+            LayerProjection::Down => down.1,
+        }
+    }
+}
+
 /// Where each sequence of a packed batch lies and where its positions start.
 #[derive(Debug, Clone)]
 pub struct Packing {
@@ -195,9 +236,6 @@ pub struct Transformer {
     device: Device,
 }
 
-/// Names of the seven per-layer projections, in HF order.
-pub const PROJECTION_NAMES: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
-
 impl Transformer {
     /// Builds the model from checkpoint tensors under `vb` (HF names), creating every
     /// projection through `linear`.
@@ -211,25 +249,23 @@ impl Transformer {
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let vb_l = vb_m.pp(format!("layers.{i}"));
-            let proj = |block: &str, name: &str, i_dim: usize, o_dim: usize, bias: bool| {
-                let vb_p = vb_l.pp(block).pp(name);
-                let full = format!("model.layers.{i}.{block}.{name}");
-                linear.load(vb_p, &full, i_dim, o_dim, bias)
+            let proj = |kind: LayerProjection| {
+                let (o_dim, i_dim) = kind.shape(config);
+                linear.load(vb_l.pp(kind.module()), &kind.in_layer(i), i_dim, o_dim, kind.has_bias(config))
             };
             let self_attn = Attention {
-                q_proj: proj("self_attn", "q_proj", h, nh * hd, config.qkv_bias())?,
-                k_proj: proj("self_attn", "k_proj", h, nkv * hd, config.qkv_bias())?,
-                v_proj: proj("self_attn", "v_proj", h, nkv * hd, config.qkv_bias())?,
-                o_proj: proj("self_attn", "o_proj", nh * hd, h, config.o_bias())?,
+                q_proj: proj(LayerProjection::Q)?,
+                k_proj: proj(LayerProjection::K)?,
+                v_proj: proj(LayerProjection::V)?,
+                o_proj: proj(LayerProjection::O)?,
                 num_heads: nh,
                 num_kv_heads: nkv,
                 head_dim: hd,
             };
-            let i_size = config.intermediate_size;
             let mlp = Mlp {
-                gate_proj: proj("mlp", "gate_proj", h, i_size, config.mlp_bias)?,
-                up_proj: proj("mlp", "up_proj", h, i_size, config.mlp_bias)?,
-                down_proj: proj("mlp", "down_proj", i_size, h, config.mlp_bias)?,
+                gate_proj: proj(LayerProjection::Gate)?,
+                up_proj: proj(LayerProjection::Up)?,
+                down_proj: proj(LayerProjection::Down)?,
             };
             layers.push(DecoderLayer {
                 self_attn,
@@ -275,21 +311,9 @@ impl Transformer {
     /// Every per-layer projection by its HF name (`model.layers.{i}.self_attn.q_proj`),
     /// to wrap (LoRA) or replace (quantization) in place.
     pub fn projections_mut(&mut self) -> Vec<(String, &mut Box<dyn Projection>)> {
-        let mut out = Vec::with_capacity(self.layers.len() * PROJECTION_NAMES.len());
+        let mut out = Vec::with_capacity(self.layers.len() * LayerProjection::ALL.len());
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            let attn = &mut layer.self_attn;
-            let mlp = &mut layer.mlp;
-            for (name, slot) in [
-                ("self_attn.q_proj", &mut attn.q_proj),
-                ("self_attn.k_proj", &mut attn.k_proj),
-                ("self_attn.v_proj", &mut attn.v_proj),
-                ("self_attn.o_proj", &mut attn.o_proj),
-                ("mlp.gate_proj", &mut mlp.gate_proj),
-                ("mlp.up_proj", &mut mlp.up_proj),
-                ("mlp.down_proj", &mut mlp.down_proj),
-            ] {
-                out.push((format!("model.layers.{i}.{name}"), slot));
-            }
+            out.extend(layer.projections_mut().map(|(kind, slot)| (kind.in_layer(i), slot)));
         }
         out
     }

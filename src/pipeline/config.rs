@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::quant::QuantMethod;
+
 /// The pipeline's configuration; every path is relative to the working directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -19,7 +21,7 @@ pub struct PipelineConfig {
     /// The training config (`stylevn train --config`); the pipeline sets its data and output.
     pub train_config: String,
     /// `quantize --method`: awq or rtn.
-    pub quant_method: String,
+    pub quant_method: QuantMethod,
     /// The catalog config (`stylevn embed-catalog --config`); the pipeline sets the index path.
     pub catalog_config: String,
     /// The eval config (`stylevn eval --config`); the pipeline sets endpoint, model and output.
@@ -47,7 +49,7 @@ impl Default for PipelineConfig {
             db: "data/stylevn.db".into(),
             synth_n: 2000,
             train_config: "configs/train-smollm2.toml".into(),
-            quant_method: "awq".into(),
+            quant_method: QuantMethod::Awq,
             catalog_config: "configs/catalog.toml".into(),
             eval_config: "configs/eval.toml".into(),
             eval_limit: 40,

@@ -12,5 +12,5 @@ pub mod summary;
 
 pub use config::PipelineConfig;
 pub use runner::{run_stages, Event, StageOutcome};
-pub use stages::{plan, run_dir, Stage, StageKind};
+pub use stages::{eval_server_args, plan, run_dir, Stage, StageKind};
 pub use summary::{serve_command, write_summary};

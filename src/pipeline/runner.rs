@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::config::PipelineConfig;
-use super::stages::{run_dir, Stage, StageKind};
+use super::stages::{eval_server_args, run_dir, Stage, StageKind};
 use super::stamp::{file_digest, read_stamp, stage_key, write_stamp, Stamp};
 use crate::{Error, Result};
 
@@ -173,21 +173,7 @@ fn run_eval(
     logs: &Path,
 ) -> Result<()> {
     let server_log = logs.join(format!("{}-server.log", stage.name));
-    let args: Vec<String> = [
-        "serve",
-        "--model",
-        model,
-        "--served-model-name",
-        served_name,
-        "--host",
-        &cfg.host,
-        "--port",
-        &port.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut server = spawn(exe, &args, &server_log)?;
+    let mut server = spawn(exe, &eval_server_args(cfg, model, served_name, port), &server_log)?;
     let result = (|| {
         wait_healthy(&cfg.host, port, Duration::from_secs(cfg.server_start_timeout_s), &mut server, &server_log)?;
         let started = SystemTime::now();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::config::PipelineConfig;
-use crate::data::context::CONTEXT_HEADING;
+use crate::data::passages::CONTEXT_HEADING;
 use crate::data::SYSTEM_PROMPT;
 
 /// How a stage runs.
@@ -65,7 +65,7 @@ pub fn plan(cfg: &PipelineConfig) -> Vec<Stage> {
     let chats = run.join("chats.jsonl");
     let adapter = run.join("adapter");
     let merged = run.join("merged");
-    let quantized = run.join(&cfg.quant_method);
+    let quantized = run.join(cfg.quant_method.name());
     let index = run.join("index");
     let csvs = ["catalog.csv", "orders.csv", "order_items.csv", "stock.csv", "promotions.csv", "size_charts.csv"];
     let mut db_inputs: Vec<PathBuf> = csvs.iter().map(|c| data.join(c)).collect();
@@ -139,7 +139,7 @@ pub fn plan(cfg: &PipelineConfig) -> Vec<Stage> {
             kind: StageKind::Command(vec![
                 s("quantize"),
                 s("--method"),
-                s(&cfg.quant_method),
+                s(cfg.quant_method.name()),
                 s("--model"),
                 p(&merged),
                 s("--out"),
@@ -219,6 +219,22 @@ pub fn plan(cfg: &PipelineConfig) -> Vec<Stage> {
         }
     }
     stages
+}
+
+/// The `stylevn serve` command line of an eval stage's server: `model` served as
+/// `served_name` on `cfg.host:port`.
+pub fn eval_server_args(cfg: &PipelineConfig, model: &str, served_name: &str, port: u16) -> Vec<String> {
+    vec![
+        s("serve"),
+        s("--model"),
+        s(model),
+        s("--served-model-name"),
+        s(served_name),
+        s("--host"),
+        s(&cfg.host),
+        s("--port"),
+        port.to_string(),
+    ]
 }
 
 /// The config file a subcommand reads from `configs/` when given no `--config`.

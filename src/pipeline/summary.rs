@@ -83,7 +83,7 @@ fn said(case: &CaseResult) -> String {
 /// The command that serves the pipeline's final model as the store assistant.
 pub fn serve_command(cfg: &PipelineConfig) -> Vec<String> {
     let run = run_dir(cfg);
-    let model = run.join(&cfg.quant_method);
+    let model = run.join(cfg.quant_method.name());
     vec![
         "serve".into(),
         "--model".into(),
@@ -192,13 +192,13 @@ pub fn summary_markdown(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Stri
         let _ = writeln!(md, "No eval loss recorded.");
     }
 
-    md.push_str(&golden_section(&run, &cfg.quant_method));
+    md.push_str(&golden_section(&run, cfg.quant_method.name()));
 
     let _ = writeln!(md, "\n## Model sizes\n\n| model | MB on disk |\n|---|---:|");
     let sizes = [
         ("base", Path::new(&cfg.base).to_path_buf()),
         ("merged", run.join("merged")),
-        (cfg.quant_method.as_str(), run.join(&cfg.quant_method)),
+        (cfg.quant_method.name(), run.join(cfg.quant_method.name())),
         ("adapter", run.join("adapter").join("adapter_model.safetensors")),
     ];
     for (name, path) in sizes {
@@ -218,7 +218,7 @@ pub fn write_summary(cfg: &PipelineConfig, outcomes: &[StageOutcome]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::ToolCall;
+    use crate::conversation::ToolCall;
 
     fn case(id: &str, intent: &str, answer: &str, must_include: f64) -> CaseResult {
         CaseResult {
@@ -243,7 +243,7 @@ mod tests {
         };
         let mut tuned = cases("Dạ còn hàng ạ.", 1.0);
         tuned[0].answer.clear();
-        tuned[0].tool_calls = vec![ToolCall { name: "get_stock".into(), arguments: serde_json::json!({"sku": "A1"}) }];
+        tuned[0].tool_calls = vec![ToolCall::new("get_stock", serde_json::json!({"sku": "A1"}))];
         for (which, set) in
             [("base", cases("không biết", 0.0)), ("tuned", tuned), ("quantized", cases("Dạ còn ạ.", 1.0))]
         {

@@ -32,9 +32,12 @@ use candle_core::Tensor;
 use super::awq_search::{clip_weight, mse, sample_tokens, search_scale, x_mean, ClipGrid};
 use super::group_quant::GroupQuant;
 use crate::model::linear::{DenseLinear, Projection};
-use crate::model::transformer::{Packing, PROJECTION_NAMES};
+use crate::model::projections::{LayerInput, LayerProjection};
+use crate::model::transformer::Packing;
 use crate::model::{Mode, Transformer};
 use crate::{Error, Result};
+
+use LayerProjection::{Down, Gate, Up, K, O, Q, V};
 
 /// A projection that outputs zeros (stands in for a removed block or slot).
 #[derive(Debug)]
@@ -87,44 +90,22 @@ impl Projection for Recorder {
     }
 }
 
-/// Index of each projection in [`PROJECTION_NAMES`].
-const Q: usize = 0;
-const K: usize = 1;
-const V: usize = 2;
-const O: usize = 3;
-const GATE: usize = 4;
-const UP: usize = 5;
-const DOWN: usize = 6;
-
-fn slot(model: &mut Transformer, li: usize, j: usize) -> &mut Box<dyn Projection> {
-    let layer = &mut model.layers[li];
-    match j {
-        Q => &mut layer.self_attn.q_proj,
-        K => &mut layer.self_attn.k_proj,
-        V => &mut layer.self_attn.v_proj,
-        O => &mut layer.self_attn.o_proj,
-        GATE => &mut layer.mlp.gate_proj,
-        UP => &mut layer.mlp.up_proj,
-        _ => &mut layer.mlp.down_proj,
-    }
-}
-
-/// Puts `p` in slot `(li, j)` and returns what was there.
-fn swap(model: &mut Transformer, li: usize, j: usize, p: Box<dyn Projection>) -> Box<dyn Projection> {
-    std::mem::replace(slot(model, li, j), p)
+/// Puts `p` in the slot of projection `kind` of layer `li` and returns what was there.
+fn swap(model: &mut Transformer, li: usize, kind: LayerProjection, p: Box<dyn Projection>) -> Box<dyn Projection> {
+    std::mem::replace(model.layers[li].projection_mut(kind), p)
 }
 
 /// What AWQ made of one layer.
 #[derive(Debug)]
 pub struct AwqLayer {
-    /// The seven quantized projections, in [`PROJECTION_NAMES`] order.
+    /// The seven quantized projections, in [`LayerProjection::ALL`] order.
     pub quantized: Vec<GroupQuant>,
     /// `input_layernorm` is divided by these.
     pub input_norm_scales: Vec<f32>,
     /// `post_attention_layernorm` is divided by these.
     pub post_norm_scales: Vec<f32>,
-    /// Biases divided by scales (v by the v->o scales, up by the up->down scales), by projection index.
-    pub bias_scales: Vec<(usize, Vec<f32>)>,
+    /// Biases divided by scales (v by the v->o scales, up by the up->down scales).
+    pub bias_scales: Vec<(LayerProjection, Vec<f32>)>,
     /// Chosen grid ratio per scaled group, for the record.
     pub ratios: Vec<f64>,
     /// The full-precision layer output: the next layer's input.
@@ -164,23 +145,29 @@ pub fn awq_layer(
     // Dense weights and biases of the seven projections.
     let mut weights = Vec::with_capacity(7);
     let mut biases = Vec::with_capacity(7);
-    for (j, name) in PROJECTION_NAMES.iter().enumerate() {
-        let (w, b) = slot(model, li, j)
+    for kind in LayerProjection::ALL {
+        let (w, b) = model.layers[li]
+            .projection_mut(kind)
             .dense_weight()
-            .ok_or_else(|| Error::msg(format!("layer {li} {name}: AWQ needs dense weights")))?;
+            .ok_or_else(|| Error::msg(format!("layer {li} {}: AWQ needs dense weights", kind.name())))?;
         weights.push(w.to_dtype(candle_core::DType::F32)?);
         biases.push(b);
     }
+    let (q, k, v, o) = (Q.index(), K.index(), V.index(), O.index());
+    let (gate, up, down) = (Gate.index(), Up.index(), Down.index());
 
-    // 1. Record the inputs of q (= k = v), o, gate (= up) and down.
-    let recorded: Vec<Arc<Mutex<Option<Tensor>>>> = (0..4).map(|_| Arc::new(Mutex::new(None))).collect();
-    for (r, j) in [Q, O, GATE, DOWN].into_iter().enumerate() {
+    // 1. Record each input of the layer (q's = k's = v's, o's, gate's = up's, down's).
+    let recorded: Vec<Arc<Mutex<Option<Tensor>>>> =
+        LayerInput::ALL.iter().map(|_| Arc::new(Mutex::new(None))).collect();
+    for input in LayerInput::ALL {
+        let j = input.first_reader();
         let inner = swap(model, li, j, Box::new(ZeroProjection { in_features: 0, out_features: 0 }));
-        swap(model, li, j, Box::new(Recorder { inner, seen: recorded[r].clone() }));
+        swap(model, li, j, Box::new(Recorder { inner, seen: recorded[input.index()].clone() }));
     }
     let output = model.layer_forward(li, x, packing, None, Mode::Infer);
-    for j in [Q, O, GATE, DOWN] {
-        swap(model, li, j, Box::new(DenseLinear::new(weights[j].clone(), biases[j].clone())));
+    for input in LayerInput::ALL {
+        let j = input.first_reader();
+        swap(model, li, j, Box::new(DenseLinear::new(weights[j.index()].clone(), biases[j.index()].clone())));
     }
     let output = output?;
     let take = |r: usize| -> Result<Tensor> {
@@ -190,24 +177,27 @@ pub fn awq_layer(
             .and_then(|mut s| s.take())
             .ok_or_else(|| Error::msg("AWQ: a group input was not recorded"))
     };
-    let (x_attn, x_o, x_mlp, x_down) = (take(0)?, take(1)?, take(2)?, take(3)?);
+    let x_attn = take(LayerInput::AttentionNorm.index())?;
+    let x_o = take(LayerInput::AttentionHeads.index())?;
+    let x_mlp = take(LayerInput::MlpNorm.index())?;
+    let x_down = take(LayerInput::MlpHidden.index())?;
     let head = |t: &Tensor| t.narrow(0, 0, search.tokens);
     let (x_s, x_o_s, x_mlp_s, x_down_s) = (head(x)?, head(&x_o)?, head(&x_mlp)?, head(&x_down)?);
 
     // 2. Scale search. Self-attention output = layer output with a zero MLP, minus x.
-    let mlp_dims = [(GATE, weights[GATE].dims2()?), (UP, weights[UP].dims2()?), (DOWN, weights[DOWN].dims2()?)];
     let mut saved_mlp = Vec::new();
-    for (j, (o, i)) in mlp_dims {
-        saved_mlp.push((j, swap(model, li, j, Box::new(ZeroProjection { in_features: i, out_features: o }))));
+    for kind in [Gate, Up, Down] {
+        let (out_features, in_features) = weights[kind.index()].dims2()?;
+        saved_mlp.push((kind, swap(model, li, kind, Box::new(ZeroProjection { in_features, out_features }))));
     }
     let attn_search = (|| -> Result<(Tensor, f64)> {
         let reference = model.layer_forward(li, &x_s, &search.packing, None, Mode::Infer)?;
-        let ws = [&weights[Q], &weights[K], &weights[V]];
+        let ws = [&weights[q], &weights[k], &weights[v]];
         search_scale(&ws, &x_mean(&x_attn)?, group, &mut |cands: &[Tensor]| {
             let old: Vec<_> = [Q, K, V]
-                .iter()
+                .into_iter()
                 .zip(cands)
-                .map(|(&j, w)| (j, swap(model, li, j, Box::new(DenseLinear::new(w.clone(), biases[j].clone())))))
+                .map(|(j, w)| (j, swap(model, li, j, Box::new(DenseLinear::new(w.clone(), biases[j.index()].clone())))))
                 .collect();
             let out = model.layer_forward(li, &x_s, &search.packing, None, Mode::Infer);
             for (j, p) in old {
@@ -221,53 +211,53 @@ pub fn awq_layer(
     }
     let (s_attn, r_attn) = attn_search?;
 
-    let vo_match = weights[V].dim(0)? == weights[O].dim(1)?;
+    let vo_match = weights[v].dim(0)? == weights[o].dim(1)?;
     let vo = if vo_match {
-        let reference = linear(&x_o_s, &weights[O], biases[O].as_ref())?;
-        Some(search_scale(&[&weights[O]], &x_mean(&x_o)?, group, &mut |c: &[Tensor]| {
-            mse(&linear(&x_o_s, &c[0], biases[O].as_ref())?, &reference)
+        let reference = linear(&x_o_s, &weights[o], biases[o].as_ref())?;
+        Some(search_scale(&[&weights[o]], &x_mean(&x_o)?, group, &mut |c: &[Tensor]| {
+            mse(&linear(&x_o_s, &c[0], biases[o].as_ref())?, &reference)
         })?)
     } else {
         None
     };
 
     let mlp = |x: &Tensor, g: &Tensor, u: &Tensor, d: &Tensor| -> Result<Tensor> {
-        let h = (linear(x, g, biases[GATE].as_ref())?.silu()? * linear(x, u, biases[UP].as_ref())?)?;
-        linear(&h, d, biases[DOWN].as_ref())
+        let h = (linear(x, g, biases[gate].as_ref())?.silu()? * linear(x, u, biases[up].as_ref())?)?;
+        linear(&h, d, biases[down].as_ref())
     };
-    let reference = mlp(&x_mlp_s, &weights[GATE], &weights[UP], &weights[DOWN])?;
+    let reference = mlp(&x_mlp_s, &weights[gate], &weights[up], &weights[down])?;
     let (s_mlp, r_mlp) =
-        search_scale(&[&weights[GATE], &weights[UP]], &x_mean(&x_mlp)?, group, &mut |c: &[Tensor]| {
-            mse(&mlp(&x_mlp_s, &c[0], &c[1], &weights[DOWN])?, &reference)
+        search_scale(&[&weights[gate], &weights[up]], &x_mean(&x_mlp)?, group, &mut |c: &[Tensor]| {
+            mse(&mlp(&x_mlp_s, &c[0], &c[1], &weights[down])?, &reference)
         })?;
-    let reference = linear(&x_down_s, &weights[DOWN], biases[DOWN].as_ref())?;
-    let (s_down, r_down) = search_scale(&[&weights[DOWN]], &x_mean(&x_down)?, group, &mut |c: &[Tensor]| {
-        mse(&linear(&x_down_s, &c[0], biases[DOWN].as_ref())?, &reference)
+    let reference = linear(&x_down_s, &weights[down], biases[down].as_ref())?;
+    let (s_down, r_down) = search_scale(&[&weights[down]], &x_mean(&x_down)?, group, &mut |c: &[Tensor]| {
+        mse(&linear(&x_down_s, &c[0], biases[down].as_ref())?, &reference)
     })?;
 
     // 3. Fold the scales in.
     let cols = |w: &Tensor, s: &Tensor| -> Result<Tensor> { Ok(w.broadcast_mul(&s.unsqueeze(0)?)?) };
     let rows = |w: &Tensor, s: &Tensor| -> Result<Tensor> { Ok(w.broadcast_div(&s.unsqueeze(1)?)?) };
     let mut scaled = weights.clone();
-    for j in [Q, K, V] {
+    for j in [q, k, v] {
         scaled[j] = cols(&scaled[j], &s_attn)?;
     }
     let mut bias_scales = Vec::new();
     let mut ratios = vec![r_attn];
     let mut x_o_scaled = x_o.clone();
     if let Some((s_vo, r_vo)) = &vo {
-        scaled[O] = cols(&scaled[O], s_vo)?;
-        scaled[V] = rows(&scaled[V], s_vo)?;
+        scaled[o] = cols(&scaled[o], s_vo)?;
+        scaled[v] = rows(&scaled[v], s_vo)?;
         x_o_scaled = x_o.broadcast_div(&s_vo.unsqueeze(0)?)?;
         bias_scales.push((V, s_vo.to_vec1::<f32>()?));
         ratios.push(*r_vo);
     }
-    for j in [GATE, UP] {
+    for j in [gate, up] {
         scaled[j] = cols(&scaled[j], &s_mlp)?;
     }
-    scaled[DOWN] = cols(&scaled[DOWN], &s_down)?;
-    scaled[UP] = rows(&scaled[UP], &s_down)?;
-    bias_scales.push((UP, s_down.to_vec1::<f32>()?));
+    scaled[down] = cols(&scaled[down], &s_down)?;
+    scaled[up] = rows(&scaled[up], &s_down)?;
+    bias_scales.push((Up, s_down.to_vec1::<f32>()?));
     ratios.extend([r_mlp, r_down]);
 
     // 4 and 5. Clip (not q/k), then quantize.
@@ -277,18 +267,12 @@ pub fn awq_layer(
         x_mlp.broadcast_div(&s_mlp.unsqueeze(0)?)?,
         x_down.broadcast_div(&s_down.unsqueeze(0)?)?,
     ];
-    let input_of = |j: usize| match j {
-        Q | K | V => &inputs[0],
-        O => &inputs[1],
-        GATE | UP => &inputs[2],
-        _ => &inputs[3],
-    };
     let mut quantized = Vec::with_capacity(7);
-    for (j, w) in scaled.iter().enumerate() {
+    for (kind, w) in LayerProjection::ALL.into_iter().zip(&scaled) {
         let (r, c) = w.dims2()?;
         let mut values = w.flatten_all()?.to_vec1::<f32>()?;
-        if j != Q && j != K {
-            clip_weight(&mut values, r, c, &sample_tokens(input_of(j))?, group, clip)?;
+        if kind != Q && kind != K {
+            clip_weight(&mut values, r, c, &sample_tokens(&inputs[kind.input().index()])?, group, clip)?;
         }
         quantized.push(GroupQuant::quantize(&values, r, c, group));
     }

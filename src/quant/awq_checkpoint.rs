@@ -4,7 +4,7 @@
 //! decoder projection's gemm tensors into an [`Int4Linear`], and the writer of a
 //! quantized directory (every other tensor in fp16, as AutoAWQ saves).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use candle_core::{DType, Tensor};
@@ -14,9 +14,9 @@ use serde_json::json;
 use super::awq_gemm::AwqGemmTensors;
 use super::group_quant::GroupQuant;
 use super::int4_linear::Int4Linear;
-use crate::merge::model_dir::{copy_side_files, natural_key, write_config, write_provenance};
-use crate::merge::{write_sharded, TensorSpec};
+use crate::model::hf_dir_writer::write_hf_dir;
 use crate::model::linear::{DenseLoader, LinearLoader, Projection};
+use crate::model::shard_writer::TensorSpec;
 use crate::model::ModelFiles;
 use crate::{Error, Result};
 
@@ -81,6 +81,16 @@ impl AwqConfig {
 pub struct AwqLoader {
     /// The checkpoint's quantization.
     pub config: AwqConfig,
+}
+
+/// The loader the weights of `files` need as stored: [`AwqLoader`] for an AWQ
+/// checkpoint (its `config.json` has an AWQ `quantization_config`), [`DenseLoader`]
+/// for a full-precision one; an error for a quantization stylevn cannot run.
+pub fn checkpoint_loader(files: &ModelFiles) -> Result<Box<dyn LinearLoader>> {
+    Ok(match AwqConfig::from_model_config(&files.config)? {
+        Some(config) => Box::new(AwqLoader { config }),
+        None => Box::new(DenseLoader),
+    })
 }
 
 impl LinearLoader for AwqLoader {
@@ -156,12 +166,15 @@ pub fn write_awq_dir(
     note: serde_json::Map<String, serde_json::Value>,
     max_shard_bytes: u64,
 ) -> Result<()> {
-    let mut entries: Vec<(TensorSpec, Option<Tensor>)> = Vec::new();
+    let mut specs: Vec<TensorSpec> = Vec::new();
+    let mut values: HashMap<String, Tensor> = HashMap::new();
+    let mut add = |spec: TensorSpec, t: Tensor| {
+        values.insert(spec.name.clone(), t);
+        specs.push(spec);
+    };
     for (name, t) in tensors {
         match t {
-            QuantizedTensor::Dense(t) => {
-                entries.push((TensorSpec { name, dtype: DType::F16, shape: t.dims().to_vec() }, Some(t)));
-            }
+            QuantizedTensor::Dense(t) => add(TensorSpec { name, dtype: DType::F16, shape: t.dims().to_vec() }, t),
             QuantizedTensor::Int4(q) => {
                 let prefix = name.strip_suffix(".weight").unwrap_or(&name).to_string();
                 let g = AwqGemmTensors::from_quant(&q).map_err(|e| Error::msg(format!("{name}: {e}")))?;
@@ -172,31 +185,19 @@ pub fn write_awq_dir(
                     dtype,
                     shape,
                 };
-                entries.push((
-                    spec("qweight", DType::I32, vec![i, o / 8]),
-                    Some(Tensor::from_vec(g.qweight, (i, o / 8), dev)?),
-                ));
-                entries.push((
-                    spec("qzeros", DType::I32, vec![groups, o / 8]),
-                    Some(Tensor::from_vec(g.qzeros, (groups, o / 8), dev)?),
-                ));
-                entries.push((
-                    spec("scales", DType::F16, vec![groups, o]),
-                    Some(Tensor::from_vec(g.scales, (groups, o), dev)?),
-                ));
+                add(spec("qweight", DType::I32, vec![i, o / 8]), Tensor::from_vec(g.qweight, (i, o / 8), dev)?);
+                add(spec("qzeros", DType::I32, vec![groups, o / 8]), Tensor::from_vec(g.qzeros, (groups, o / 8), dev)?);
+                add(spec("scales", DType::F16, vec![groups, o]), Tensor::from_vec(g.scales, (groups, o), dev)?);
             }
         }
     }
-    entries.sort_by_key(|(s, _)| natural_key(&s.name));
-    let specs: Vec<TensorSpec> = entries.iter().map(|(s, _)| s.clone()).collect();
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write_sharded(out, &specs, max_shard_bytes, |i, spec| {
-        entries[i].1.take().ok_or_else(|| Error::msg(format!("{}: produced twice", spec.name)))
-    })?;
-    write_config(src, out, |c| {
+    let produce = |spec: &TensorSpec| {
+        values.remove(&spec.name).ok_or_else(|| Error::msg(format!("{}: produced twice", spec.name)))
+    };
+    let edit_config = |c: &mut serde_json::Map<String, serde_json::Value>| {
         c.insert("torch_dtype".into(), "float16".into());
         c.insert("quantization_config".into(), config.to_json());
-    })?;
-    copy_side_files(src, out)?;
-    write_provenance(out, note)
+    };
+    write_hf_dir(src, out, specs, max_shard_bytes, produce, edit_config, note)?;
+    Ok(())
 }

@@ -101,7 +101,8 @@ pub fn sample_tokens(x: &Tensor) -> Result<Tensor> {
 }
 
 /// The clipping bounds tried for each group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum ClipGrid {
     /// AutoAWQ's: `±absmax · (1 - i / N_GRID)`, `i < MAX_SHRINK · N_GRID`.
     Symmetric,
@@ -109,17 +110,6 @@ pub enum ClipGrid {
     /// `i, j < MAX_SHRINK · N_GRID`: the two ends shrink apart, which also moves the
     /// zero point. A superset, so never worse on the sampled tokens.
     Asymmetric,
-}
-
-impl std::str::FromStr for ClipGrid {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "symmetric" => Ok(ClipGrid::Symmetric),
-            "asymmetric" => Ok(ClipGrid::Asymmetric),
-            other => Err(crate::Error::msg(format!("unknown clip search `{other}` (use asymmetric or symmetric)"))),
-        }
-    }
 }
 
 impl ClipGrid {

@@ -14,13 +14,15 @@ pub mod awq_checkpoint;
 pub mod awq_gemm;
 pub mod awq_search;
 pub mod calib;
+pub mod config;
 pub mod group_quant;
 pub mod int4;
 pub mod int4_linear;
 pub mod quantize_model;
 
-pub use awq_checkpoint::{AwqConfig, AwqLoader};
+pub use awq_checkpoint::{checkpoint_loader, AwqConfig, AwqLoader};
 pub use awq_search::ClipGrid;
+pub use config::QuantizeConfig;
 pub use int4::Int4Weight;
 pub use int4_linear::Int4Linear;
 pub use quantize_model::{quantize_model, QuantMethod, QuantizeOptions, QuantizeSummary};

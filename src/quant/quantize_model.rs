@@ -19,38 +19,18 @@ use super::awq::{awq_layer, SearchSet};
 use super::awq_checkpoint::{write_awq_dir, AwqConfig, QuantizedTensor};
 use super::awq_search::ClipGrid;
 use super::group_quant::GroupQuant;
+use crate::model::projections::LayerProjection;
 use crate::model::{load_transformer, DenseLoader, ModelConfig, ModelFiles};
 use crate::{Error, Result};
 
-/// The seven decoder projections by their names under `model.layers.{i}`.
-pub const LAYER_PROJECTIONS: [&str; 7] = [
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "mlp.gate_proj",
-    "mlp.up_proj",
-    "mlp.down_proj",
-];
-
 /// How weights are quantized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum QuantMethod {
     /// Activation-aware weight quantization (needs calibration data).
     Awq,
     /// Round-to-nearest per group, no calibration.
     Rtn,
-}
-
-impl std::str::FromStr for QuantMethod {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "awq" => Ok(QuantMethod::Awq),
-            "rtn" => Ok(QuantMethod::Rtn),
-            other => Err(Error::msg(format!("unknown quantization method `{other}` (use awq or rtn)"))),
-        }
-    }
 }
 
 impl QuantMethod {
@@ -135,10 +115,8 @@ pub fn quantize_model(
         ));
     }
     let (group, group_note) = choose_group_size(&config, opts.group_size)?;
-    let hd = config.head_dim();
-    for width in
-        [config.num_attention_heads * hd, config.num_kv_heads() * hd, config.hidden_size, config.intermediate_size]
-    {
+    for kind in LayerProjection::ALL {
+        let (width, _) = kind.shape(&config);
         if width % 8 != 0 {
             return Err(Error::msg(format!(
                 "output width {width} is not a multiple of 8, as the AWQ gemm layout needs"
@@ -151,7 +129,7 @@ pub fn quantize_model(
     // SAFETY: read-only maps of files stylevn does not write while quantizing.
     let st = unsafe { MmapedSafetensors::multi(&files.weights)? };
     let n_layers = config.num_hidden_layers;
-    let weight_name = |li: usize, j: usize| format!("model.layers.{li}.{}.weight", LAYER_PROJECTIONS[j]);
+    let weight_name = |li: usize, kind: LayerProjection| format!("{}.weight", kind.in_layer(li));
     let mut tensors: BTreeMap<String, QuantizedTensor> = BTreeMap::new();
     // Divisors folded into norms and biases by AWQ, by tensor name.
     let mut divisors: HashMap<String, Vec<f32>> = HashMap::new();
@@ -159,8 +137,8 @@ pub fn quantize_model(
     match opts.method {
         QuantMethod::Rtn => {
             for li in 0..n_layers {
-                for j in 0..LAYER_PROJECTIONS.len() {
-                    let name = weight_name(li, j);
+                for kind in LayerProjection::ALL {
+                    let name = weight_name(li, kind);
                     let w = st.load(&name, &Device::Cpu)?.to_dtype(DType::F32)?;
                     let (r, c) = w.dims2()?;
                     let q = GroupQuant::quantize(&w.flatten_all()?.to_vec1::<f32>()?, r, c, group);
@@ -190,14 +168,14 @@ pub fn quantize_model(
             let mut x = model.embed(&tokens)?;
             for li in 0..n_layers {
                 let layer = awq_layer(&mut model, li, &x, &packing, &search, group, opts.clip)?;
-                for (j, q) in layer.quantized.into_iter().enumerate() {
-                    tensors.insert(weight_name(li, j), QuantizedTensor::Int4(q));
+                for (kind, q) in LayerProjection::ALL.into_iter().zip(layer.quantized) {
+                    tensors.insert(weight_name(li, kind), QuantizedTensor::Int4(q));
                 }
                 let p = format!("model.layers.{li}");
                 divisors.insert(format!("{p}.input_layernorm.weight"), layer.input_norm_scales);
                 divisors.insert(format!("{p}.post_attention_layernorm.weight"), layer.post_norm_scales);
-                for (j, s) in layer.bias_scales {
-                    divisors.insert(format!("{p}.{}.bias", LAYER_PROJECTIONS[j]), s);
+                for (kind, s) in layer.bias_scales {
+                    divisors.insert(format!("{}.bias", kind.in_layer(li)), s);
                 }
                 x = layer.output;
                 on_layer(li + 1, n_layers);
@@ -214,7 +192,7 @@ pub fn quantize_model(
         }
         tensors.insert(name, QuantizedTensor::Dense(t));
     }
-    let projections = n_layers * LAYER_PROJECTIONS.len();
+    let projections = n_layers * LayerProjection::ALL.len();
     let awq = AwqConfig { group_size: group };
     let mut note = serde_json::Map::new();
     note.insert("stage".into(), "quantize".into());

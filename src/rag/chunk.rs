@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::ingest::{PolicySection, Product};
+use super::ingest::PolicySection;
+use crate::data::product::Product;
 
 /// What a document came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::data::product::Product;
 use crate::{Error, Result};
 
 /// Catalog column names, by field (`configs/catalog.toml` `[columns]`).
@@ -58,33 +59,6 @@ impl Default for ColumnMap {
             url: "url".into(),
         }
     }
-}
-
-/// One catalog row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Product {
-    /// Where the row is (`file:line`).
-    pub source: String,
-    /// Stock-keeping unit.
-    pub sku: String,
-    /// Product name.
-    pub name: String,
-    /// Category, empty when the catalog has none.
-    pub category: String,
-    /// Price in dong.
-    pub price_vnd: u64,
-    /// Available sizes.
-    pub sizes: Vec<String>,
-    /// Available colours.
-    pub colors: Vec<String>,
-    /// Units in stock, when the catalog says.
-    pub stock: Option<i64>,
-    /// Description.
-    pub description: String,
-    /// Material, empty when unknown.
-    pub material: String,
-    /// Product page.
-    pub url: String,
 }
 
 /// A row that could not be read: where and why.

@@ -12,6 +12,7 @@ pub use encoders::{Encoder, Pooling, Precision, TextKind};
 pub mod bm25;
 pub mod build;
 pub mod chunk;
+pub mod config;
 pub mod eval;
 pub mod index;
 pub mod ingest;
@@ -20,5 +21,6 @@ pub mod text;
 
 pub use build::{build_index, BuildOptions, BuildProgress, BuildSummary};
 pub use chunk::{ChunkOptions, DocKind, Document};
+pub use config::CatalogConfig;
 pub use index::{Index, IndexLock};
 pub use search::{Hit, SearchMode, SearchOptions, Searcher};

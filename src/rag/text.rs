@@ -5,36 +5,20 @@
 //! precomposed character or as base + combining marks becomes one form),
 //! lowercased, and split on every character that is not a letter or digit. The
 //! folded form drops the tone and vowel marks and maps `đ` to `d`, so a customer
-//! typing without diacritics ("ao khoac nu") matches "Áo khoác nữ".
+//! typing without diacritics ("ao khoac nu") matches "Áo khoác nữ". Both forms are
+//! the conversation core's normaliser ([`crate::conversation::text`]).
 
-use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
-
-/// NFC + lowercase.
-pub fn normalize(text: &str) -> String {
-    text.nfc().collect::<String>().to_lowercase()
-}
+use crate::conversation::text::{normalize, Normalize};
 
 /// Syllable tokens of `text`: NFC, lowercase, split on non-alphanumerics.
 pub fn syllables(text: &str) -> Vec<String> {
     split_words(&normalize(text))
 }
 
-/// `text` without diacritics: NFD, combining marks dropped, `đ`/`Đ` -> `d`/`D`.
-pub fn fold_diacritics(text: &str) -> String {
-    text.nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .map(|c| match c {
-            'đ' => 'd',
-            'Đ' => 'D',
-            c => c,
-        })
-        .collect()
-}
-
 /// Syllable tokens of `text` with diacritics folded away ("Áo khoác" -> "ao", "khoac").
 pub fn folded_syllables(text: &str) -> Vec<String> {
-    split_words(&fold_diacritics(&text.to_lowercase()))
+    let folded = Normalize { lowercase: true, strip_marks: true, collapse_spaces: false };
+    split_words(&folded.apply(text))
 }
 
 fn split_words(text: &str) -> Vec<String> {
@@ -55,6 +39,5 @@ mod tests {
     fn folding_drops_marks_and_d_stroke() {
         assert_eq!(folded_syllables("Áo khoác nữ Đỏ đậm"), vec!["ao", "khoac", "nu", "do", "dam"]);
         assert_eq!(folded_syllables("ao khoac nu"), vec!["ao", "khoac", "nu"]);
-        assert_eq!(fold_diacritics("Giày thể thao"), "Giay the thao");
     }
 }

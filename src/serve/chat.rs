@@ -17,6 +17,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::api_error::ApiError;
+use crate::conversation::{Message, ToolCall};
 
 /// How the model may use the tools (OpenAI `tool_choice`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -37,8 +38,8 @@ pub enum ToolChoice {
 pub struct ChatRequest {
     /// Model id.
     pub model: String,
-    /// OpenAI messages; every `content` is a string or null (text parts joined).
-    pub messages: Vec<Value>,
+    /// The conversation, validated (text parts joined, `developer` read as `system`).
+    pub messages: Vec<Message>,
     /// OpenAI tool definitions (`{"type": "function", "function": {...}}`).
     pub tools: Vec<Value>,
     /// How tools may be used.
@@ -60,8 +61,13 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// The messages as OpenAI JSON (what a chat template renders).
+    pub fn openai_messages(&self) -> Vec<Value> {
+        self.messages.iter().map(Message::to_openai).collect()
+    }
+
     /// A non-streamed request for `model` with these messages and defaults elsewhere.
-    pub fn new(model: impl Into<String>, messages: Vec<Value>) -> Self {
+    pub fn new(model: impl Into<String>, messages: Vec<Message>) -> Self {
         ChatRequest {
             model: model.into(),
             messages,
@@ -162,23 +168,12 @@ pub trait ChatService: Send + Sync {
     fn chat(&self, request: ChatRequest) -> BoxFuture<'static, Result<ChatStream, ApiError>>;
 }
 
-/// A tool call of a finished answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolCall {
-    /// Call id (`call_...`).
-    pub id: String,
-    /// Function name.
-    pub name: String,
-    /// Arguments as JSON text.
-    pub arguments: String,
-}
-
 /// A whole answer, folded from its events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatCompletion {
     /// The content (`None` when the model only called tools).
     pub content: Option<String>,
-    /// Parsed tool calls.
+    /// Parsed tool calls, their arguments the JSON text as streamed.
     pub tool_calls: Vec<ToolCall>,
     /// OpenAI `finish_reason`.
     pub finish_reason: String,
@@ -192,13 +187,7 @@ impl ChatCompletion {
     pub fn message(&self) -> Value {
         let mut message = json!({"role": "assistant", "content": self.content});
         if !self.tool_calls.is_empty() {
-            message["tool_calls"] = self
-                .tool_calls
-                .iter()
-                .map(
-                    |c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}),
-                )
-                .collect();
+            message["tool_calls"] = self.tool_calls.iter().map(ToolCall::to_openai).collect();
         }
         message
     }
@@ -207,26 +196,31 @@ impl ChatCompletion {
 /// Folds an answer's events into a [`ChatCompletion`].
 pub async fn collect(mut stream: ChatStream) -> Result<ChatCompletion, ApiError> {
     let mut content = String::new();
-    let mut calls: Vec<ToolCall> = Vec::new();
+    // (id, name, arguments text) of each call so far.
+    let mut calls: Vec<(String, String, String)> = Vec::new();
     while let Some(event) = stream.next().await {
         match event? {
             ChatEvent::Content(text) => content.push_str(&text),
             ChatEvent::ToolCall(delta) => {
-                while calls.len() <= delta.index {
-                    calls.push(ToolCall { id: String::new(), name: String::new(), arguments: String::new() });
+                if calls.len() <= delta.index {
+                    calls.resize(delta.index + 1, Default::default());
                 }
-                let call = &mut calls[delta.index];
-                if let Some(id) = delta.id {
-                    call.id = id;
+                let (id, name, arguments) = &mut calls[delta.index];
+                if let Some(given) = delta.id {
+                    *id = given;
                 }
-                if let Some(name) = delta.name {
-                    call.name.push_str(&name);
+                if let Some(piece) = delta.name {
+                    name.push_str(&piece);
                 }
-                call.arguments.push_str(&delta.arguments);
+                arguments.push_str(&delta.arguments);
             }
             ChatEvent::Finish { reason, usage } => {
                 let content = (!content.is_empty() || calls.is_empty()).then_some(content);
-                return Ok(ChatCompletion { content, tool_calls: calls, finish_reason: reason, usage });
+                let tool_calls = calls
+                    .into_iter()
+                    .map(|(id, name, arguments)| ToolCall::new(name, Value::String(arguments)).with_id(id))
+                    .collect();
+                return Ok(ChatCompletion { content, tool_calls, finish_reason: reason, usage });
             }
         }
     }

@@ -14,7 +14,7 @@ use super::api_error::ApiError;
 use super::chat::{ChatEvent, ChatRequest, ChatService, ChatStream, ToolCallDelta, ToolChoice, Usage};
 use super::engine::{EngineHandle, GenEvent, GenRequest, GenStream, GuardedObject, OutputGuard, SubmitError};
 use super::prompt::{render_prompt, render_prompt_prefix};
-use super::tool_parser::{ParsedToolCall, ToolCallStream};
+use crate::conversation::{ToolCall, ToolCallStream};
 use crate::generate::{ChatModel, FinishReason, SamplingParams};
 use crate::tokenize::ChatTemplate;
 
@@ -48,14 +48,15 @@ impl LocalChatService {
 
     /// Renders and tokenizes `request` and builds the engine request (CPU work: run off the async threads).
     fn prepare(&self, request: &ChatRequest) -> Result<GenRequest, ApiError> {
-        let mut text = render_prompt(&self.template, &request.messages, &request.tools)?;
+        let messages = request.openai_messages();
+        let mut text = render_prompt(&self.template, &messages, &request.tools)?;
         let forced = Forced::of(request);
         let guard = forced.as_ref().map(|f| {
             text.push_str(&f.prompt_suffix());
             f.guard(&request.tools)
         });
         let prompt = self.model.encode(&text).map_err(|e| ApiError::invalid(Some("messages".into()), e.to_string()))?;
-        let shared_prefix = self.shared_prefix(request, &prompt);
+        let shared_prefix = self.shared_prefix(&messages, &request.tools, &prompt);
         let limit = self.engine.config().max_model_len;
         let room = limit.saturating_sub(prompt.len());
         if room == 0 {
@@ -103,12 +104,12 @@ impl LocalChatService {
     /// earlier turns): what the next request of this conversation, or of any
     /// conversation with the same system prompt, starts with. 0 when its tokens are not
     /// a prefix of `prompt`.
-    fn shared_prefix(&self, request: &ChatRequest, prompt: &[u32]) -> usize {
-        let earlier = &request.messages[..request.messages.len() - 1];
+    fn shared_prefix(&self, messages: &[Value], tools: &[Value], prompt: &[u32]) -> usize {
+        let earlier = &messages[..messages.len() - 1];
         if earlier.is_empty() {
             return 0;
         }
-        let Ok(text) = render_prompt_prefix(&self.template, earlier, &request.tools) else { return 0 };
+        let Ok(text) = render_prompt_prefix(&self.template, earlier, tools) else { return 0 };
         match self.model.encode(&text) {
             Ok(tokens) if prompt.starts_with(&tokens) => tokens.len(),
             _ => 0,
@@ -261,7 +262,7 @@ fn answer_stream(events: GenStream, parse_tools: bool, forced: Option<Forced>, t
                     let (rest, calls) = match &s.forced {
                         Some(forced) => {
                             let (name, arguments) = forced.call(&s.forced_text);
-                            (String::new(), vec![ParsedToolCall { name, arguments }])
+                            (String::new(), vec![ToolCall::new(name, arguments.into())])
                         }
                         None => s.tools.take().map(ToolCallStream::finish).unwrap_or_default(),
                     };
@@ -280,8 +281,8 @@ fn answer_stream(events: GenStream, parse_tools: bool, forced: Option<Forced>, t
                         out.push(Ok(ChatEvent::ToolCall(ToolCallDelta {
                             index,
                             id: Some(format!("call_{}", Alphanumeric.sample_string(&mut rand::rng(), 24))),
+                            arguments: call.arguments_text(),
                             name: Some(call.name),
-                            arguments: call.arguments,
                         })));
                     }
                     out.push(Ok(ChatEvent::Finish { reason: reason.into(), usage: s.usage }));

@@ -5,12 +5,12 @@
 //! [`request`] into a [`chat::ChatRequest`] and hands it to the [`chat::ChatService`]
 //! registered for its model id: [`local::LocalChatService`] renders the prompt
 //! ([`prompt`]), queues it on the continuous-batching [`engine`] and parses tool
-//! calls out of the output ([`tool_parser`]); [`upstream::UpstreamChatService`]
+//! calls out of the output ([`crate::conversation::tool_call`]); [`upstream::UpstreamChatService`]
 //! forwards to a vLLM server instead. [`server`] binds, loads and drains.
 //!
 //! The store assistant ([`assistant`]) runs tools over the store database
 //! ([`tools`]), guardrails ([`guardrails`]), caches ([`cache`]), the exchange log
-//! with feedback ([`log`]) and the Zalo OA webhook ([`zalo`]); it is registered as
+//! with feedback ([`crate::data::exchange_log`]) and the Zalo OA webhook ([`zalo`]); it is registered as
 //! the model `stylevn-assistant` and merges its routes into [`api::router`].
 
 pub mod api;
@@ -19,15 +19,14 @@ pub mod assistant;
 pub mod cache;
 pub mod chat;
 pub mod client_limits;
+pub mod config;
 pub mod engine;
 pub mod guardrails;
 pub mod local;
-pub mod log;
 pub mod metrics;
 pub mod prompt;
 pub mod request;
 pub mod server;
-pub mod tool_parser;
 pub mod tools;
 pub mod upstream;
 pub mod zalo;

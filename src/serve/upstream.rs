@@ -1,5 +1,5 @@
 //! Upstream mode: generation is proxied to an OpenAI-compatible server (vLLM on a GPU
-//! instance) through async-openai, streaming included, so this server (and the
+//! instance) through the one client ([`OpenAiClient`]), streaming included, so this server (and the
 //! assistant on top of it) scales out as stateless replicas in front of vLLM.
 //!
 //! Every request is streamed from upstream with `stream_options.include_usage` and
@@ -10,7 +10,6 @@
 
 use std::time::{Duration, Instant};
 
-use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -19,7 +18,8 @@ use serde_json::{json, Value};
 
 use super::api_error::ApiError;
 use super::chat::{ChatEvent, ChatRequest, ChatService, ChatStream, ToolCallDelta, ToolChoice, Usage};
-use super::tool_parser::ToolCallStream;
+use crate::conversation::openai_client::ChunkStream;
+use crate::conversation::{CallError, OpenAiClient, ToolCallStream};
 
 /// Where the upstream server is.
 #[derive(Debug, Clone)]
@@ -34,31 +34,19 @@ pub struct UpstreamConfig {
 
 /// A [`ChatService`] that forwards to an upstream server.
 pub struct UpstreamChatService {
-    client: async_openai::Client<OpenAIConfig>,
-    config: UpstreamConfig,
-    timeout: Duration,
+    client: OpenAiClient,
 }
 
 impl UpstreamChatService {
     /// A service for `config`; each request may take at most `timeout`.
     pub fn new(config: UpstreamConfig, timeout: Duration) -> Self {
-        crate::tls::install_crypto_provider();
-        let openai = OpenAIConfig::new()
-            .with_api_base(config.base_url.trim_end_matches('/'))
-            .with_api_key(config.api_key.clone().unwrap_or_default());
-        // No hidden retries: a retried request would double the load upstream and hide 429s.
-        let client = async_openai::Client::with_config(openai)
-            .with_http_service(async_openai::middleware::ReqwestService::default());
-        UpstreamChatService { client, config, timeout }
+        UpstreamChatService {
+            client: OpenAiClient::new(&config.base_url, &config.model, config.api_key.as_deref(), timeout),
+        }
     }
 
     fn body(&self, request: &ChatRequest) -> Value {
-        let mut body = json!({
-            "model": self.config.model,
-            "messages": request.messages,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
+        let mut body = json!({"messages": request.messages});
         if !request.tools.is_empty() {
             body["tools"] = request.tools.clone().into();
             body["tool_choice"] = match &request.tool_choice {
@@ -103,15 +91,14 @@ impl ChatService for UpstreamChatService {
     fn chat(&self, request: ChatRequest) -> BoxFuture<'static, Result<ChatStream, ApiError>> {
         let body = self.body(&request);
         let client = self.client.clone();
-        let deadline = Instant::now() + self.timeout;
-        let timeout_s = self.timeout.as_secs();
+        let deadline = Instant::now() + client.timeout();
+        let timeout_s = client.timeout().as_secs();
         let parse_tools = !request.tools.is_empty() && request.tool_choice != ToolChoice::None;
         Box::pin(async move {
-            let chat = client.chat();
-            let opened = tokio::time::timeout_at(deadline.into(), chat.create_stream_byot::<Value, Value>(body))
-                .await
-                .map_err(|_| ApiError::timeout(timeout_s))?
-                .map_err(upstream_error)?;
+            let opened = client.stream(body, deadline).await.map_err(|e| match e {
+                CallError::TimedOut(_) => ApiError::timeout(timeout_s),
+                CallError::Failed(e) => upstream_error(e),
+            })?;
             let state = Relay {
                 chunks: opened,
                 deadline,
@@ -129,7 +116,7 @@ impl ChatService for UpstreamChatService {
 
 /// State of one relayed answer.
 struct Relay {
-    chunks: std::pin::Pin<Box<dyn futures::Stream<Item = Result<Value, OpenAIError>> + Send>>,
+    chunks: ChunkStream,
     deadline: Instant,
     timeout_s: u64,
     tools: Option<ToolCallStream>,
@@ -169,8 +156,8 @@ fn relay(state: Relay) -> ChatStream {
                         out.push(Ok(ChatEvent::ToolCall(ToolCallDelta {
                             index,
                             id: Some(format!("call_{}", Alphanumeric.sample_string(&mut rand::rng(), 24))),
+                            arguments: call.arguments_text(),
                             name: Some(call.name),
-                            arguments: call.arguments,
                         })));
                     }
                 }

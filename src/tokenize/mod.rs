@@ -13,6 +13,7 @@ pub mod chat_template;
 pub mod pyjson;
 pub mod pyrepr;
 pub mod strftime;
+pub mod template_config;
 pub mod templated;
 pub mod token_stats;
 pub mod tool_prompt;
@@ -21,6 +22,7 @@ pub use assistant_spans::{label_mask, labels, render_with_assistant_spans, Rende
 pub use chat_dataset::{read_chats, BadRow, BadRowKind, ChatRecord, ChatRows};
 pub use chat_template::ChatTemplate;
 pub use pyjson::{to_py_json, PyJsonOptions};
+pub use template_config::TemplateConfig;
 pub use templated::{
     read_rows, template_chats, template_row, write_rows, TemplateOptions, TemplateSummary, TemplatedDataset,
     TemplatedRow,

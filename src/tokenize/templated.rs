@@ -27,6 +27,7 @@ use super::chat_template::ChatTemplate;
 use super::token_stats::TokenStats;
 use super::tool_prompt::with_tool_convention;
 use crate::atomic::write_atomic_with;
+use crate::seeded::{fnv1a64, mix64};
 use crate::Result;
 
 /// How to build the dataset.
@@ -222,13 +223,8 @@ fn split_val(rows: &[TemplatedRow], val_frac: f64, seed: u64) -> Vec<bool> {
 /// FNV-1a over the seed and text, finished with splitmix64: stable across
 /// platforms and releases (unlike `std`'s hasher).
 fn seeded_hash(seed: u64, text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in seed.to_le_bytes().iter().chain(text.as_bytes()) {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    let bytes: Vec<u8> = seed.to_le_bytes().iter().chain(text.as_bytes()).copied().collect();
+    mix64(fnv1a64(&bytes))
 }
 
 /// Writes `rows` as JSONL, atomically.

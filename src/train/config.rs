@@ -6,6 +6,16 @@ use serde::{Deserialize, Serialize};
 use super::schedule::ScheduleKind;
 use crate::model::Precision;
 
+/// How the frozen base's weights are held during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseQuant {
+    /// NF4 4-bit blocks (QLoRA).
+    Nf4,
+    /// f32 as loaded.
+    None,
+}
+
 /// A training run's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -21,7 +31,7 @@ pub struct TrainConfig {
     /// Output directory.
     pub out: String,
     /// `nf4` (QLoRA: frozen 4-bit base) or `none` (f32 base).
-    pub base_quant: String,
+    pub base_quant: BaseQuant,
     /// The NF4 base's matrix products: `f32` (the reference, and the default), `bf16`
     /// (bf16 inputs, f32 sums: QLoRA's usual compute dtype; AVX-512 BF16 CPUs) or `auto`.
     pub precision: Precision,
@@ -90,7 +100,7 @@ impl Default for TrainConfig {
             val_data: String::new(),
             val_frac: 0.1,
             out: "runs/train".into(),
-            base_quant: "nf4".into(),
+            base_quant: BaseQuant::Nf4,
             precision: Precision::F32,
             lora_r: 64,
             lora_alpha: 16.0,

@@ -8,6 +8,6 @@ pub mod optimizer;
 pub mod schedule;
 pub mod trainer;
 
-pub use config::TrainConfig;
+pub use config::{BaseQuant, TrainConfig};
 pub use schedule::ScheduleKind;
 pub use trainer::{train, StepMetrics, TrainInfo, TrainObserver, TrainSummary};

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The schedule after warmup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     /// Constant after warmup (the QLoRA recipe).

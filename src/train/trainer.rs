@@ -9,7 +9,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 
 use super::checkpoint::{self, Checkpoint, TrainerState};
-use super::config::TrainConfig;
+use super::config::{BaseQuant, TrainConfig};
 use super::examples::{epoch_order, load_examples, micro_batch, Example};
 use super::optimizer::{AdamW, AdamWParams};
 use super::schedule::learning_rate;
@@ -17,7 +17,7 @@ use crate::atomic::write_atomic;
 use crate::lora::{attach, LoraAdapter, LoraConfig};
 use crate::model::backward::ParamGrads;
 use crate::model::{load_transformer, DenseLoader, LinearLoader, ModelFiles, Packing, Precision, Transformer};
-use crate::quant::Nf4Loader;
+use crate::quant::{AwqConfig, Nf4Loader};
 use crate::tokenize::ChatTemplate;
 use crate::{Error, Result};
 
@@ -109,12 +109,17 @@ pub fn train(cfg: &TrainConfig, resume: bool, observer: &mut dyn TrainObserver) 
     }
 
     let files = ModelFiles::resolve(&cfg.base)?;
-    let bf16 = cfg.precision.use_bf16()? && cfg.base_quant == "nf4";
+    if AwqConfig::from_model_config(&files.config)?.is_some() {
+        return Err(Error::msg(format!(
+            "{}: an AWQ int4 checkpoint is for serving; train on the full-precision base (its NF4 copy is made here)",
+            cfg.base
+        )));
+    }
+    let bf16 = cfg.precision.use_bf16()? && cfg.base_quant == BaseQuant::Nf4;
     let nf4 = Nf4Loader { bf16 };
-    let loader: &dyn LinearLoader = match cfg.base_quant.as_str() {
-        "nf4" => &nf4,
-        "none" => &DenseLoader,
-        other => return Err(Error::msg(format!("base_quant `{other}`: use nf4 or none"))),
+    let loader: &dyn LinearLoader = match cfg.base_quant {
+        BaseQuant::Nf4 => &nf4,
+        BaseQuant::None => &DenseLoader,
     };
     let mut model = load_transformer(&files, DType::F32, &Device::Cpu, loader)?;
     let chat = match files.load_tokenizer() {

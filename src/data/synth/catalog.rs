@@ -7,9 +7,10 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::convo::{fill, Convo};
-use crate::data::store::{Product, Store};
+use crate::data::ids::sized_categories;
+use crate::data::product::Product;
+use crate::data::store::Store;
 use crate::data::text::vnd;
-use crate::data::tools::SIZED_CATEGORIES;
 use crate::Result;
 
 const ASK_STOCK: [&str; 10] = [
@@ -166,7 +167,7 @@ pub fn search(c: &mut Convo, store: &Store) -> Result<()> {
     let query = words[..n].join(" ").to_lowercase();
     c.maybe_greet();
     let budget_k = if c.rng.random_bool(0.4) {
-        Some(((p.price_vnd / 1000) / 50 + 1 + c.rng.random_range(0..3)) * 50)
+        Some(((p.price_vnd as i64 / 1000) / 50 + 1 + c.rng.random_range(0..3)) * 50)
     } else {
         None
     };
@@ -229,11 +230,16 @@ const ASK_SHOE: [&str; 4] = [
     "Chiều dài bàn chân {f}cm chọn size giày nào shop?",
 ];
 
-/// Size advice: the chart row that fits the customer's measurements.
-pub fn size_advice(c: &mut Convo, _store: &Store) -> Result<()> {
-    let cat = *SIZED_CATEGORIES.choose(c.rng).expect("categories");
+/// Size advice: the chart row that fits the customer's measurements, for one of
+/// the store's charted categories.
+pub fn size_advice(c: &mut Convo, store: &Store) -> Result<()> {
+    let charted = sized_categories(store);
+    let Some(category) = charted.choose(c.rng) else {
+        return Err(crate::Error::msg("the store has no size charts (size_charts.csv)"));
+    };
+    let (cat, by_foot) = (category.name.as_str(), category.by_foot);
     c.maybe_greet();
-    let r = if cat == "giày" {
+    let r = if by_foot {
         let f = 22.0 + 0.5 * c.rng.random_range(0..10) as f64;
         let t = c.pick(&ASK_SHOE);
         c.user(&fill(t, &[("f", &format!("{f}"))]));
@@ -249,7 +255,7 @@ pub fn size_advice(c: &mut Convo, _store: &Store) -> Result<()> {
     let rec = r["recommended_size"].as_str().map(String::from);
     let row = r["sizes"].as_array().into_iter().flatten().find(|s| s["size"].as_str() == rec.as_deref()).cloned();
     match (rec, row) {
-        (Some(size), Some(row)) if cat == "giày" => {
+        (Some(size), Some(row)) if by_foot => {
             let foot = row["foot_length_cm"].as_str().unwrap_or("");
             c.say(&format!(
                 "Dạ với chiều dài bàn chân {}cm, {{kh}} đi giày size {size} là vừa ạ (size {size} bên em dành cho chân dài đến {foot}cm). Nếu chân {{kh}} bè, {{kh}} có thể lên một size ạ.",

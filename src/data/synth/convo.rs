@@ -8,8 +8,9 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::data::context::{add_to_last_question, CONTEXT_HEADING};
-use crate::data::text::{capitalize, lower_first, strip_diacritics, teen_code, typos};
+use crate::conversation::text::strip_diacritics;
+use crate::data::passages::{add_to_last_question, CONTEXT_HEADING};
+use crate::data::text::{capitalize, lower_first, teen_code, typos};
 use crate::data::tools::ToolBox;
 use crate::data::SYSTEM_PROMPT;
 use crate::Result;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::eval::vi_tokenize::normalize;
+use crate::conversation::text::normalize;
 use crate::{Error, Result};
 
 /// Shorter questions ("chào shop") are too generic to hold out.

@@ -1,5 +1,5 @@
 //! Importing real chat logs (`stylevn synth --import logs.jsonl --anonymize`):
-//! OpenAI chat JSONL (or the server's exchange log, `src/serve/log`) in, the same rows out with PII masked in every message,
+//! OpenAI chat JSONL (or the server's exchange log, [`crate::data::exchange_log`]) in, the same rows out with PII masked in every message,
 //! schema-checked, exact and near duplicates dropped, the store's tool schemas
 //! attached where a row has none.
 
@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use super::{dialogue_text, SynthSummary};
 use crate::data::dedup::{Deduper, Verdict};
+use crate::data::exchange_log::{export_chats, is_exchange_log};
 use crate::data::pii::{mask, Masked};
-use crate::data::tools::tool_schemas;
 use crate::tokenize::chat_dataset::check_messages;
 use crate::{Error, Result};
 
@@ -25,11 +25,12 @@ pub struct Imported {
     pub masked: Masked,
 }
 
-/// Reads `path` (chat JSONL), masks PII when `anonymize`, checks and deduplicates.
-pub fn import_logs(path: &Path, anonymize: bool, near_dup_threshold: f64) -> Result<Imported> {
+/// Reads `path` (chat JSONL), masks PII when `anonymize`, checks and deduplicates;
+/// rows that carry no tools get the store's `schemas`.
+pub fn import_logs(path: &Path, anonymize: bool, near_dup_threshold: f64, schemas: &[Value]) -> Result<Imported> {
     // The server's exchange log (SQLite) is read as the chat JSONL it exports.
-    let text = if crate::serve::log::is_exchange_log(path) {
-        crate::serve::log::export_chats(path)?
+    let text = if is_exchange_log(path) {
+        export_chats(path)?
     } else {
         std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?
     };
@@ -66,7 +67,7 @@ pub fn import_logs(path: &Path, anonymize: bool, near_dup_threshold: f64) -> Res
             Verdict::Exact => out.summary.exact_duplicates += 1,
             Verdict::Near => out.summary.near_duplicates += 1,
             Verdict::New => {
-                let tools = row.get("tools").filter(|t| t.is_array()).cloned().unwrap_or_else(|| json!(tool_schemas()));
+                let tools = row.get("tools").filter(|t| t.is_array()).cloned().unwrap_or_else(|| json!(schemas));
                 let tool_call = messages.iter().any(|m| m.get("tool_calls").is_some_and(|t| !t.is_null()));
                 out.summary.count("imported", tool_call, false);
                 out.rows.push(json!({"messages": messages, "tools": tools, "intent": "imported"}));

@@ -15,11 +15,12 @@
 //! file. Exact and near duplicates (MinHash, [`crate::data::dedup`]) are dropped.
 
 mod catalog;
-mod context;
+pub mod config;
 pub mod convo;
 pub mod holdout;
 pub mod import;
 mod orders;
+mod passage_answers;
 mod policy;
 mod refusals;
 pub mod teacher;
@@ -33,8 +34,9 @@ use serde_json::{json, Value};
 
 use super::dedup::{Deduper, Verdict};
 use super::store::Store;
-use super::tools::{tool_schemas, ToolBox};
+use super::tools::ToolBox;
 use crate::{Error, Result};
+pub use config::SynthConfig;
 use convo::Convo;
 pub use holdout::Holdout;
 
@@ -142,8 +144,8 @@ fn builder(intent: Intent) -> Builder {
         Intent::Promotions => policy::promotions,
         Intent::SizeAdvice => catalog::size_advice,
         Intent::Policy => policy::policy,
-        Intent::ProductFromContext => context::product,
-        Intent::PolicyFromContext => context::policy,
+        Intent::ProductFromContext => passage_answers::product,
+        Intent::PolicyFromContext => passage_answers::policy,
         Intent::RefuseOutOfScope => refusals::out_of_scope,
         Intent::RefusePrivacy => refusals::privacy,
         Intent::RefuseInjection => refusals::injection,
@@ -181,9 +183,10 @@ pub struct Example {
 }
 
 impl Example {
-    /// The JSONL row: messages, the shared tool schemas, and the intent.
-    pub fn to_json(&self) -> Value {
-        json!({"messages": self.messages, "tools": tool_schemas(), "intent": self.intent.name()})
+    /// The JSONL row: messages, the store's tool `schemas` ([`ToolBox::schemas`]), and
+    /// the intent.
+    pub fn to_json(&self, schemas: &[Value]) -> Value {
+        json!({"messages": self.messages, "tools": schemas, "intent": self.intent.name()})
     }
 
     /// Whether any assistant turn calls a tool.
@@ -203,7 +206,7 @@ pub fn dialogue_text(messages: &[Value]) -> String {
         .iter()
         .filter(|m| matches!(m["role"].as_str(), Some("user" | "assistant")))
         .filter_map(|m| m["content"].as_str())
-        .map(|t| crate::data::context::split_context(t).1)
+        .map(|t| crate::data::passages::split_context(t).1)
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
         .join("\n")

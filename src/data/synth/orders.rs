@@ -95,7 +95,7 @@ const RETURNING: [&str; 3] = [
 
 const NOT_FOUND: [&str; 3] = [
     "Dạ em chưa tìm thấy đơn hàng nào có mã {id} ạ. {Kh} kiểm tra lại giúp em mã đơn trong tin nhắn xác nhận đặt hàng nhé.",
-    "Dạ em xin lỗi, hệ thống không có đơn {id} ạ. {Kh} xem lại giúp em mã đơn (bắt đầu bằng DH) nhé.",
+    "Dạ em xin lỗi, hệ thống không có đơn {id} ạ. {Kh} xem lại giúp em mã đơn đã nhập nhé.",
     "Dạ em chưa có thông tin đơn hàng nào với mã {id} ạ. {Kh} vui lòng kiểm tra lại mã đơn giúp em nhé.",
 ];
 
@@ -213,11 +213,27 @@ pub fn order_id_only(c: &mut Convo, store: &Store) -> Result<()> {
     Ok(())
 }
 
-/// A lookup that finds nothing: a well-formed id outside the store's range, asked
-/// with a phone number or without.
+/// An id shaped like the store's order ids that no order has: one of them with its
+/// digits drawn anew (with 4 digits added to an id that has none).
+fn unknown_order_id(c: &mut Convo, store: &Store) -> String {
+    loop {
+        let shape = pick_order(c, store).order_id.clone();
+        let shape = if shape.bytes().any(|b| b.is_ascii_digit()) { shape } else { format!("{shape}0000") };
+        let id: String = shape
+            .chars()
+            .map(|ch| if ch.is_ascii_digit() { char::from(b'0' + c.rng.random_range(0..10u8)) } else { ch })
+            .collect();
+        if store.order(&id).is_none() {
+            return id;
+        }
+    }
+}
+
+/// A lookup that finds nothing: an id shaped like the store's that no order has,
+/// asked with a phone number or without.
 pub fn order_not_found(c: &mut Convo, store: &Store) -> Result<()> {
     let o = pick_order(c, store);
-    let id = format!("DH{}", c.rng.random_range(100000..200000));
+    let id = unknown_order_id(c, store);
     let r = if c.rng.random_bool(0.5) {
         let phone = o.customer_phone.clone();
         let t = c.pick(&ASK_WITH_PHONE);

@@ -25,15 +25,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use super::{dialogue_text, generate_offline, write_jsonl, Example, OfflineOptions, SynthSummary};
-use crate::data::context::{split_context, with_context, CONTEXT_HEADING};
+use crate::conversation::{CallError, OpenAiClient};
 use crate::data::dedup::{Deduper, Verdict};
 use crate::data::grounding::ungrounded;
+use crate::data::passages::{split_context, with_context, CONTEXT_HEADING};
 use crate::data::store::{Store, ORDER_STATUSES};
 use crate::data::tools::ToolBox;
 use crate::tokenize::chat_dataset::check_messages;
@@ -108,7 +108,6 @@ fn request_body(example: &Example, opts: &TeacherOptions) -> Value {
     }
     facts.extend(example.messages.iter().filter(|m| m["role"] == "tool").map(|m| m["content"].clone()));
     json!({
-        "model": opts.model,
         "temperature": opts.temperature,
         "messages": [
             {"role": "system", "content": TEACHER_PROMPT},
@@ -128,29 +127,23 @@ fn retryable(e: &OpenAIError) -> bool {
 }
 
 /// Sends one request with retries; `Err` carries the rejection reason.
-async fn ask(
-    client: &async_openai::Client<OpenAIConfig>,
-    body: Value,
-    opts: &TeacherOptions,
-) -> std::result::Result<String, String> {
+async fn ask(client: &OpenAiClient, body: Value, opts: &TeacherOptions) -> std::result::Result<String, String> {
     let mut delay = opts.backoff;
     for attempt in 0..=opts.max_retries {
-        let chat = client.chat();
-        let call = chat.create_byot::<Value, Value>(body.clone());
-        let reason = match tokio::time::timeout(opts.timeout, call).await {
-            Ok(Ok(v)) => {
+        let reason = match client.complete(body.clone()).await {
+            Ok(v) => {
                 return v["choices"][0]["message"]["content"]
                     .as_str()
                     .map(str::to_owned)
                     .ok_or_else(|| "no_content".into())
             }
-            Ok(Err(e)) if retryable(&e) => match &e {
+            Err(CallError::Failed(e)) if retryable(&e) => match &e {
                 OpenAIError::ApiError(r) if r.status_code.as_u16() == 429 => "rate_limited",
                 OpenAIError::ApiError(_) => "server_error",
                 _ => "transport_error",
             },
-            Ok(Err(_)) => return Err("request_error".into()),
-            Err(_) => "timeout",
+            Err(CallError::Failed(_)) => return Err("request_error".into()),
+            Err(CallError::TimedOut(_)) => "timeout",
         };
         if attempt == opts.max_retries {
             return Err(format!("{reason}_after_retries"));
@@ -261,11 +254,8 @@ pub fn run_teacher(
         .enable_all()
         .build()
         .map_err(|e| Error::msg(format!("tokio runtime: {e}")))?;
-    crate::tls::install_crypto_provider();
-    let config = OpenAIConfig::new()
-        .with_api_base(opts.url.trim_end_matches('/'))
-        .with_api_key(opts.api_key.clone().unwrap_or_default());
-    let client = async_openai::Client::with_config(config);
+    let client = OpenAiClient::new(&opts.url, &opts.model, opts.api_key.as_deref(), opts.timeout);
+    let schemas = tools.schemas();
     progress(accepted, done.len());
 
     let mut failed: BTreeMap<String, usize> = BTreeMap::new();
@@ -297,7 +287,7 @@ pub fn run_teacher(
                     Verdict::Near => Outcome::Rejected("near_duplicate".into()),
                     Verdict::New => {
                         accepted += 1;
-                        Outcome::Accepted(json!({"messages": messages, "tools": crate::data::tools::tool_schemas(),
+                        Outcome::Accepted(json!({"messages": messages, "tools": schemas,
                             "intent": examples[k].intent.name(), "source": "teacher"}))
                     }
                 },

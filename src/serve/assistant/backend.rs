@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use async_openai::config::OpenAIConfig;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use crate::eval::checks::parse_hermes_tool_calls;
+use crate::conversation::{parse_tool_calls, OpenAiClient, ToolCall};
 use crate::serve::chat::Usage;
 use crate::{Error, Result};
 
@@ -38,23 +37,13 @@ pub struct ChatRequest {
     pub sampling: Sampling,
 }
 
-/// One tool call the model asked for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolCall {
-    /// Call id (echoed by the tool message).
-    pub id: String,
-    /// Function name.
-    pub name: String,
-    /// Arguments object (`{}` when the model's JSON did not parse).
-    pub arguments: Value,
-}
-
 /// The model's answer: text and/or tool calls.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AssistantMessage {
     /// Text content.
     pub content: Option<String>,
-    /// Tool calls.
+    /// Tool calls, each with an id and its arguments parsed (`{}` when the model's
+    /// JSON did not parse).
     pub tool_calls: Vec<ToolCall>,
     /// The tokens this call took, as the model's server counted them.
     pub usage: Usage,
@@ -68,8 +57,7 @@ impl AssistantMessage {
 
     /// One tool call.
     pub fn call(name: &str, arguments: Value) -> Self {
-        let id = "call_0".to_string();
-        AssistantMessage { tool_calls: vec![ToolCall { id, name: name.into(), arguments }], ..Default::default() }
+        AssistantMessage { tool_calls: vec![ToolCall::new(name, arguments).with_id("call_0")], ..Default::default() }
     }
 
     /// The same message with `usage`.
@@ -79,40 +67,37 @@ impl AssistantMessage {
     }
 
     /// Reads an OpenAI `message` object. Hermes `<tool_call>` markup left in the
-    /// content (a server without a tool parser) is parsed as vLLM's hermes parser does.
+    /// content (a server without a tool parser) is parsed by the one tool-call parser
+    /// ([`crate::conversation::tool_call`]).
     pub fn from_openai(message: &Value) -> Self {
         let mut content = message.get("content").and_then(Value::as_str).map(str::to_owned);
-        let mut tool_calls: Vec<ToolCall> = message
+        let mut calls: Vec<ToolCall> = message
             .get("tool_calls")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .enumerate()
-            .filter_map(|(i, c)| {
-                let f = c.get("function")?;
-                let name = f.get("name")?.as_str()?.to_string();
-                let arguments = match f.get("arguments") {
-                    Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| json!({})),
-                    Some(v @ Value::Object(_)) => v.clone(),
-                    _ => json!({}),
-                };
-                let id = c.get("id").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| format!("call_{i}"));
-                Some(ToolCall { id, name, arguments })
-            })
+            .filter_map(|(i, c)| ToolCall::from_openai(i, c))
             .collect();
-        if tool_calls.is_empty() {
-            if let Some(text) = content.as_deref().filter(|t| t.contains("<tool_call>")) {
-                let (rest, calls) = parse_hermes_tool_calls(text);
-                if !calls.is_empty() {
-                    tool_calls = calls
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| ToolCall { id: format!("call_{i}"), name: c.name, arguments: c.arguments })
-                        .collect();
+        if calls.is_empty() {
+            if let Some(text) = content.as_deref() {
+                let (rest, parsed) = parse_tool_calls(text);
+                if !parsed.is_empty() {
+                    calls = parsed.into_iter().enumerate().map(|(i, c)| c.with_id(format!("call_{i}"))).collect();
                     content = Some(rest).filter(|r| !r.trim().is_empty());
                 }
             }
         }
+        let tool_calls = calls
+            .into_iter()
+            .map(|c| {
+                let arguments = match c.arguments_value() {
+                    object @ Value::Object(_) => object,
+                    _ => json!({}),
+                };
+                ToolCall { arguments, ..c }
+            })
+            .collect();
         AssistantMessage { content, tool_calls, usage: Usage::default() }
     }
 
@@ -120,14 +105,7 @@ impl AssistantMessage {
     pub fn to_openai(&self) -> Value {
         let mut m = json!({"role": "assistant", "content": self.content});
         if !self.tool_calls.is_empty() {
-            m["tool_calls"] = self
-                .tool_calls
-                .iter()
-                .map(|c| {
-                    json!({"id": c.id, "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments.to_string()}})
-                })
-                .collect();
+            m["tool_calls"] = self.tool_calls.iter().map(ToolCall::to_openai).collect();
         }
         m
     }
@@ -141,36 +119,28 @@ pub trait ChatBackend: Send + Sync {
     fn chat<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<AssistantMessage>>;
 }
 
-/// Any OpenAI-compatible `/v1/chat/completions` endpoint, through async-openai.
+/// Any OpenAI-compatible `/v1/chat/completions` endpoint, through the one client.
 pub struct OpenAiBackend {
-    client: async_openai::Client<OpenAIConfig>,
-    base_url: String,
-    model: String,
-    timeout: Duration,
+    client: OpenAiClient,
 }
 
 impl OpenAiBackend {
     /// A backend for `model` at `base_url` (including `/v1`); requests are sent once.
     pub fn new(base_url: &str, model: &str, api_key: Option<&str>, timeout: Duration) -> Self {
-        crate::tls::install_crypto_provider();
-        let config =
-            OpenAIConfig::new().with_api_base(base_url.trim_end_matches('/')).with_api_key(api_key.unwrap_or_default());
-        let client = async_openai::Client::with_config(config)
-            .with_http_service(async_openai::middleware::ReqwestService::default());
-        OpenAiBackend { client, base_url: base_url.to_string(), model: model.to_string(), timeout }
+        OpenAiBackend { client: OpenAiClient::new(base_url, model, api_key, timeout) }
     }
 }
 
 impl ChatBackend for OpenAiBackend {
     fn name(&self) -> &str {
-        &self.base_url
+        self.client.base_url()
     }
 
     fn chat<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<AssistantMessage>> {
         Box::pin(async move {
             let s = request.sampling;
-            let mut body = json!({"model": self.model, "messages": request.messages,
-                "temperature": s.temperature, "max_tokens": s.max_tokens});
+            let mut body =
+                json!({"messages": request.messages, "temperature": s.temperature, "max_tokens": s.max_tokens});
             if !request.tools.is_empty() {
                 body["tools"] = json!(request.tools);
             }
@@ -180,14 +150,11 @@ impl ChatBackend for OpenAiBackend {
             if let Some(seed) = s.seed {
                 body["seed"] = json!(seed);
             }
-            let chat = self.client.chat();
-            let reply: Value = tokio::time::timeout(self.timeout, chat.create_byot::<Value, Value>(body))
-                .await
-                .map_err(|_| Error::msg(format!("{}: timed out after {:?}", self.base_url, self.timeout)))?
-                .map_err(|e| Error::msg(format!("{}: {e}", self.base_url)))?;
+            let url = self.client.base_url();
+            let reply = self.client.complete(body).await.map_err(|e| Error::msg(format!("{url}: {e}")))?;
             let message = reply
                 .pointer("/choices/0/message")
-                .ok_or_else(|| Error::msg(format!("{}: reply has no choices[0].message", self.base_url)))?;
+                .ok_or_else(|| Error::msg(format!("{url}: reply has no choices[0].message")))?;
             Ok(AssistantMessage::from_openai(message).with_usage(Usage::from_json(&reply["usage"])))
         })
     }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use regex::Regex;
+use serde::{Deserialize, Deserializer};
 
 use crate::rag::SearchMode;
 use crate::serve::guardrails::Rejection;
@@ -51,6 +52,45 @@ pub struct LogConfig {
     pub user_salt: String,
 }
 
+/// A regular expression for the shape of one of the shop's ids (matched
+/// case-insensitively), as written in the config.
+#[derive(Debug, Clone)]
+pub struct IdPattern(Regex);
+
+impl IdPattern {
+    /// Compiles `pattern`, case-insensitively.
+    pub fn new(pattern: &str) -> std::result::Result<Self, regex::Error> {
+        Regex::new(&format!("(?i){pattern}")).map(IdPattern)
+    }
+
+    /// The compiled expression.
+    pub fn regex(&self) -> &Regex {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for IdPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        IdPattern::new(&text).map_err(|e| serde::de::Error::custom(format!("bad id pattern {text:?}: {e}")))
+    }
+}
+
+/// How the shop's ids are recognised beyond the store's own rows (which the
+/// assistant knows from the database).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdsConfig {
+    /// Shapes of this shop's order ids: a token of one of them that is no order of
+    /// the store is looked up anyway and answered [`IdsConfig::order_not_found`].
+    #[serde(default)]
+    pub order_id_patterns: Vec<IdPattern>,
+    /// The answer to an order id the store does not have.
+    pub order_not_found: String,
+    /// Wordings of which an answer about an unknown order must use one (folded comparison).
+    pub not_found_wordings: Vec<String>,
+}
+
 /// Everything the assistant needs besides its model, tools and files.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +133,8 @@ pub struct AssistantConfig {
     pub conversation: ConversationConfig,
     /// Exchange log.
     pub log: LogConfig,
+    /// The shop's id formats.
+    pub ids: IdsConfig,
 }
 
 impl Default for AssistantConfig {
@@ -141,6 +183,16 @@ mod tests {
     fn shipped_prompt_is_the_training_prompt() {
         let c = AssistantConfig::default();
         assert_eq!(c.system_prompt, crate::data::SYSTEM_PROMPT);
-        assert_eq!(c.context_heading, crate::data::context::CONTEXT_HEADING);
+        assert_eq!(c.context_heading, crate::data::passages::CONTEXT_HEADING);
+    }
+
+    #[test]
+    fn id_patterns_compile_case_insensitively_and_a_bad_one_is_named() {
+        let c = AssistantConfig::default();
+        assert!(c.ids.order_id_patterns.iter().any(|p| p.regex().is_match("đơn dh 250004 ạ")));
+        let bad = DEFAULT_TOML.replace(r"order_id_patterns = ['\bDH\s?\d{6}\b']", "order_id_patterns = ['(']");
+        assert_ne!(bad, DEFAULT_TOML);
+        let e = toml::from_str::<AssistantConfig>(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad id pattern \"(\""), "{e}");
     }
 }

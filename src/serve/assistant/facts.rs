@@ -7,7 +7,8 @@
 
 use serde_json::Value;
 
-use crate::data::text::{capitalize, date_vn, fold, lower_first, vnd};
+use crate::conversation::text::fold;
+use crate::data::text::{capitalize, date_vn, lower_first, vnd};
 use crate::data::tools::order_item_lines;
 use crate::rag::text::folded_syllables;
 
@@ -190,7 +191,7 @@ fn promotions(r: &Value) -> Option<Facts> {
     }
     let lines: Vec<String> = list.iter().map(|p| format!("- {}", promotion_line(p))).collect();
     Some(Facts {
-        text: format!("Dạ, hiện StyleVN có các mã khuyến mãi sau ạ:\n{}\nMỗi đơn áp dụng một mã ạ.", lines.join("\n")),
+        text: format!("Dạ, hiện bên em có các mã khuyến mãi sau ạ:\n{}", lines.join("\n")),
         required: list.iter().map(|p| one(text_of(p, "code"))).collect(),
     })
 }
@@ -255,7 +256,7 @@ fn policy(r: &Value, question: &str) -> Option<Facts> {
         .collect();
     let about = if section.heading.is_empty() { title.to_string() } else { format!("{title} ({})", section.heading) };
     Some(Facts {
-        text: format!("Dạ, theo {} của StyleVN ạ:\n{}", lower_first(&about), lines.join("\n")), required
+        text: format!("Dạ, theo {} của bên em ạ:\n{}", lower_first(&about), lines.join("\n")), required
     })
 }
 
@@ -342,7 +343,7 @@ mod tests {
         let text = "# Chính sách đổi trả\n\nĐổi trả trong **14 ngày**.\n\n## Phí đổi trả\n- Lỗi của shop: miễn phí.\n- Đổi size: phí **30.000đ** mỗi chiều.\n\n## Hoàn tiền\n- Hoàn trong **3-7 ngày**.";
         let r = json!({"found": true, "topic": "doi-tra", "title": "Chính sách đổi trả", "text": text});
         let f = facts("get_policy", &r, "Chính sách đổi trả thế nào ạ?").unwrap();
-        assert_eq!(f.text, "Dạ, theo chính sách đổi trả của StyleVN ạ:\n- Đổi trả trong 14 ngày.");
+        assert_eq!(f.text, "Dạ, theo chính sách đổi trả của bên em ạ:\n- Đổi trả trong 14 ngày.");
         assert_eq!(f.named(), ["14 ngày"]);
         let f = facts("get_policy", &r, "đổi size mất phí bao nhiêu").unwrap();
         assert_eq!(f.named(), ["30.000đ"]);

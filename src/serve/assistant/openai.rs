@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::pipeline::Reply;
+use super::turn::Reply;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())

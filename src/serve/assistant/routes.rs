@@ -30,10 +30,11 @@ use serde_json::{json, Value};
 use super::backend::Sampling;
 use super::metrics::inc;
 use super::openai::{completion, completion_events};
-use super::pipeline::{Assistant, Turn};
+use super::turn::client_message;
+use super::turn::{Assistant, Turn};
+use crate::data::exchange_log::Rating;
 use crate::serve::api::bearer_matches;
 use crate::serve::api_error::ApiError;
-use crate::serve::log::Rating;
 use crate::serve::zalo::Zalo;
 
 /// The web chat page.
@@ -123,7 +124,7 @@ pub async fn chat_completions(assistant: &Assistant, body: &Value, channel: &str
         }
     }
     let turn = Turn {
-        messages: messages.clone(),
+        messages: messages.iter().filter_map(client_message).collect(),
         user: body.get("user").and_then(Value::as_str).map(str::to_owned),
         client: client.map(str::to_owned),
         channel: channel.to_string(),

@@ -1,36 +1,42 @@
 //! Deterministic routing: requests that need no judgement are not left to the
 //! model. From the customer's turn alone:
 //!
-//! - an order id runs `get_order_status`, with the phone number (or its last 4
-//!   digits) when the turn gives one;
-//! - a SKU runs `get_stock`, with the size the turn names (the colour is narrowed
-//!   afterwards from the colours the result lists, [`narrow_color`]);
-//! - a sized category with height and weight (or a foot length) runs `get_size_chart`;
-//! - promotion words run `get_promotions`, with a code and order total when given;
+//! - an order id of the store (or one of its tracking codes) runs `get_order_status`,
+//!   with the phone number (or its last 4 digits) when the turn gives one; so does a
+//!   token shaped like one of the shop's order ids ([`IdsConfig::order_id_patterns`])
+//!   that is no order of the store, which then finds nothing;
+//! - a SKU of the store runs `get_stock`, with the size the turn names (the colour is
+//!   narrowed afterwards from the colours the result lists, [`narrow_color`]);
+//! - a category with a size chart, with height and weight (or a foot length for a
+//!   category charted by foot), runs `get_size_chart`;
+//! - promotion words or one of the store's codes run `get_promotions`, with a code
+//!   and order total when given;
 //! - policy words (returns, shipping, payment, warranty, privacy, contact) run
 //!   `get_policy` when the turn names no order.
 //!
-//! Matching is on folded text (no diacritics, lowercase), so "doi tra" routes like
-//! "đổi trả".
+//! The store's ids come from its database ([`StoreIds`]), matched ignoring case,
+//! diacritics and separators; other matching is on folded text (no diacritics,
+//! lowercase), so "doi tra" routes like "đổi trả".
+//!
+//! [`IdsConfig::order_id_patterns`]: super::config::IdsConfig::order_id_patterns
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 use serde_json::{json, Value};
 
-use crate::data::text::fold;
-use crate::data::tools::SIZED_CATEGORIES;
+use super::config::IdPattern;
+use crate::conversation::text::fold;
+use crate::data::ids::{IdKind, StoreIds};
 use crate::rag::text::folded_syllables;
 
-static ORDER_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bdh\s?(\d{6})\b").expect("order id regex"));
 static PHONE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:\+84|\b84|\b0)(?:[ .\-]?\d){9}\b").expect("phone regex"));
 static LAST4: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(?:cuối|đuôi|cuoi|duoi|last 4|sđt|sdt|số)\D{0,15}\b(\d{4})\b").expect("last4 regex")
 });
-static SKU: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b([a-z]{2})\s?(\d{3})\b").expect("sku regex"));
 static SIZE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\b(?:size|sz|cỡ|co)\s*(xxl|xl|s|m|l|\d{2})\b").expect("size regex"));
+    LazyLock::new(|| Regex::new(r"(?i)\b(?:size|sz|cỡ|co)\s*(xxl|xl|xs|s|m|l|\d{2})\b").expect("size regex"));
 /// `1m60`, `1m6`, `1,65m`.
 static HEIGHT_M: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b1(?:\s?m\s?(\d{1,2})|[,.](\d{2})\s?m)\b").expect("height regex"));
@@ -73,27 +79,12 @@ pub struct RoutedCall {
     pub arguments: Value,
 }
 
-/// The order id in `text` (`DH` + 6 digits, any case, an optional space), normalized.
-pub fn order_id(text: &str) -> Option<String> {
-    ORDER_ID.captures(text).map(|c| format!("DH{}", &c[1]))
-}
-
 /// A phone number, or the last 4 digits of one, given in `text`.
 pub fn phone_hint(text: &str) -> Option<String> {
     if let Some(m) = PHONE.find(text) {
         return Some(m.as_str().chars().filter(|c| c.is_ascii_digit() || *c == '+').collect());
     }
     LAST4.captures(text).map(|c| c[1].to_string())
-}
-
-/// The `get_order_status` arguments for a turn that names an order.
-pub fn order_lookup(text: &str) -> Option<Value> {
-    let id = order_id(text)?;
-    let mut args = json!({"order_id": id});
-    if let Some(p) = phone_hint(text) {
-        args["phone"] = json!(p);
-    }
-    Some(args)
 }
 
 /// `text` folded, with every run of non-alphanumerics one space, padded with spaces
@@ -104,16 +95,6 @@ fn words(text: &str) -> String {
 
 fn has_phrase(words: &str, phrase: &str) -> bool {
     words.contains(&format!(" {phrase} "))
-}
-
-/// The `get_stock` arguments for a turn that names a SKU (not an order id).
-pub fn stock_lookup(text: &str) -> Option<Value> {
-    let c = SKU.captures_iter(text).find(|c| !c[1].eq_ignore_ascii_case("dh"))?;
-    let mut args = json!({"sku": format!("{}{}", c[1].to_uppercase(), &c[2])});
-    if let Some(size) = SIZE.captures(text) {
-        args["size"] = json!(size[1].to_uppercase());
-    }
-    Some(args)
 }
 
 /// The colour among `result`'s variants (a `get_stock` result) that `text` names;
@@ -131,63 +112,17 @@ fn number(caps: &regex::Captures) -> Option<f64> {
     caps.iter().skip(1).flatten().next().and_then(|m| m.as_str().replace(',', ".").parse().ok())
 }
 
-/// The `get_size_chart` arguments for a turn that names a sized category and the
-/// customer's height and weight (or foot length, for shoes).
-pub fn size_lookup(text: &str) -> Option<Value> {
-    let w = words(text);
-    let mut categories = SIZED_CATEGORIES.to_vec();
-    categories.sort_by_key(|c| std::cmp::Reverse(c.len()));
-    let category = categories.into_iter().find(|c| {
-        let c = words(c);
-        has_phrase(&w, c.trim()) || has_phrase(&w, c.trim().trim_end_matches('s'))
-    })?;
-    if category == "giày" {
-        let foot = FOOT.captures(text).as_ref().and_then(number)?;
-        return Some(json!({"category": category, "foot_length_cm": foot}));
-    }
-    let height = match HEIGHT_M.captures(text).and_then(|c| c.iter().skip(1).flatten().next()) {
-        Some(rest) => {
-            let cm: f64 = rest.as_str().parse().ok()?;
-            Some(100.0 + if rest.len() == 1 { cm * 10.0 } else { cm })
-        }
-        None => HEIGHT_CM.captures(text).as_ref().and_then(number),
-    }?;
-    let weight = WEIGHT.captures(text).as_ref().and_then(number)?;
-    let whole = |x: f64| if x.fract() == 0.0 { json!(x as i64) } else { json!(x) };
-    Some(json!({"category": category, "height_cm": whole(height), "weight_kg": whole(weight)}))
-}
-
-/// The `get_promotions` arguments for a turn that asks about promotions: the code
-/// it quotes and the order total it gives, when it does.
-pub fn promotion_lookup(text: &str) -> Option<Value> {
-    let w = words(text);
-    let is_other_id = |s: &str| ORDER_ID.is_match(s) || SKU.is_match(s);
-    let named = NAMED_CODE.find_iter(text).any(|m| !is_other_id(m.as_str()));
-    if !named && !PROMO_WORDS.iter().any(|p| has_phrase(&w, p)) {
-        return None;
-    }
-    let mut args = json!({});
-    if let Some(code) = CODE
-        .find_iter(text)
-        .map(|m| m.as_str())
-        .find(|s| s.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 4 && !is_other_id(s))
-    {
-        args["code"] = json!(code);
-    }
-    if let Some(c) = AMOUNT.captures(text) {
-        let digits: String = c[1].chars().filter(char::is_ascii_digit).collect();
-        let base: i64 = digits.parse().ok()?;
-        let unit = fold(&c[2]);
-        let total = match unit.as_str() {
-            "k" | "nghin" | "ngan" => base * 1_000,
-            "tr" | "trieu" => base * 1_000_000,
-            _ => base,
-        };
-        if total >= 1_000 {
-            args["order_total_vnd"] = json!(total);
-        }
-    }
-    Some(args)
+/// The order total a turn gives (`450k`, `1.200.000đ`, `2 triệu`), in VND.
+fn order_total(text: &str) -> Option<i64> {
+    let c = AMOUNT.captures(text)?;
+    let digits: String = c[1].chars().filter(char::is_ascii_digit).collect();
+    let base: i64 = digits.parse().ok()?;
+    let total = match fold(&c[2]).as_str() {
+        "k" | "nghin" | "ngan" => base * 1_000,
+        "tr" | "trieu" => base * 1_000_000,
+        _ => base,
+    };
+    (total >= 1_000).then_some(total)
 }
 
 /// The `get_policy` topic a turn asks about (the first listed when several match).
@@ -199,54 +134,183 @@ pub fn policy_lookup(text: &str) -> Option<Value> {
         .map(|(topic, _)| json!({"topic": topic}))
 }
 
-/// Every call the turn routes, at most one per tool, in a fixed order.
-pub fn route(text: &str) -> Vec<RoutedCall> {
-    let mut calls = Vec::new();
-    let order = order_lookup(text);
-    let named_order = order.is_some();
-    let lookups: [(&'static str, Option<Value>); 5] = [
-        ("get_order_status", order),
-        ("get_stock", stock_lookup(text)),
-        ("get_size_chart", size_lookup(text)),
-        ("get_promotions", promotion_lookup(text)),
-        ("get_policy", if named_order { None } else { policy_lookup(text) }),
-    ];
-    for (name, arguments) in lookups {
-        if let Some(arguments) = arguments {
-            calls.push(RoutedCall { name, arguments });
-        }
+/// Routes turns for one store: its ids, and the shapes of its order ids.
+#[derive(Debug, Clone)]
+pub struct Router {
+    ids: Arc<StoreIds>,
+    order_id_patterns: Vec<IdPattern>,
+}
+
+impl Router {
+    /// A router over the store's `ids`, recognising unknown order ids by `order_id_patterns`.
+    pub fn new(ids: Arc<StoreIds>, order_id_patterns: Vec<IdPattern>) -> Self {
+        Router { ids, order_id_patterns }
     }
-    calls
+
+    /// The order `text` names: a store order id or tracking code (as the store writes
+    /// the order id), else a token shaped like an order id, upper-cased without spaces.
+    pub fn order_id(&self, text: &str) -> Option<String> {
+        let found = self.ids.find_all(text);
+        if let Some(m) = found.iter().find(|m| matches!(m.kind, IdKind::Order | IdKind::Tracking)) {
+            return m.order_id.clone();
+        }
+        self.order_id_patterns
+            .iter()
+            .find_map(|p| p.regex().find(text))
+            .map(|m| m.as_str().chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase())
+    }
+
+    /// The `get_order_status` arguments for a turn that names an order.
+    pub fn order_lookup(&self, text: &str) -> Option<Value> {
+        let id = self.order_id(text)?;
+        let mut args = json!({"order_id": id});
+        if let Some(p) = phone_hint(text) {
+            args["phone"] = json!(p);
+        }
+        Some(args)
+    }
+
+    /// The `get_stock` arguments for a turn that names one of the store's SKUs.
+    pub fn stock_lookup(&self, text: &str) -> Option<Value> {
+        let sku = self.ids.find(text, IdKind::Sku)?.id;
+        let mut args = json!({"sku": sku});
+        if let Some(size) = SIZE.captures(text) {
+            args["size"] = json!(size[1].to_uppercase());
+        }
+        Some(args)
+    }
+
+    /// The `get_size_chart` arguments for a turn that names a category with a size
+    /// chart and the customer's height and weight (or foot length, for a category
+    /// charted by foot).
+    pub fn size_lookup(&self, text: &str) -> Option<Value> {
+        let w = words(text);
+        let mut categories: Vec<_> = self.ids.sized_categories().iter().collect();
+        categories.sort_by_key(|c| std::cmp::Reverse(c.name.len()));
+        let category = categories.into_iter().find(|c| {
+            let c = words(&c.name);
+            has_phrase(&w, c.trim()) || has_phrase(&w, c.trim().trim_end_matches('s'))
+        })?;
+        let name = category.name.as_str();
+        if category.by_foot {
+            let foot = FOOT.captures(text).as_ref().and_then(number)?;
+            return Some(json!({"category": name, "foot_length_cm": foot}));
+        }
+        let height = match HEIGHT_M.captures(text).and_then(|c| c.iter().skip(1).flatten().next()) {
+            Some(rest) => {
+                let cm: f64 = rest.as_str().parse().ok()?;
+                Some(100.0 + if rest.len() == 1 { cm * 10.0 } else { cm })
+            }
+            None => HEIGHT_CM.captures(text).as_ref().and_then(number),
+        }?;
+        let weight = WEIGHT.captures(text).as_ref().and_then(number)?;
+        let whole = |x: f64| if x.fract() == 0.0 { json!(x as i64) } else { json!(x) };
+        Some(json!({"category": name, "height_cm": whole(height), "weight_kg": whole(weight)}))
+    }
+
+    /// Whether `s` is an order id, SKU or tracking code rather than a promotion code.
+    fn is_other_id(&self, s: &str) -> bool {
+        self.order_id_patterns.iter().any(|p| p.regex().is_match(s))
+            || self.ids.find_all(s).iter().any(|m| m.kind != IdKind::Promotion)
+    }
+
+    /// The `get_promotions` arguments for a turn that asks about promotions or names
+    /// one of the store's codes: the code it quotes and the order total it gives,
+    /// when it does.
+    pub fn promotion_lookup(&self, text: &str) -> Option<Value> {
+        let w = words(text);
+        let store_code = self.ids.find(text, IdKind::Promotion).map(|m| m.id);
+        let named = NAMED_CODE.find_iter(text).any(|m| !self.is_other_id(m.as_str()));
+        if store_code.is_none() && !named && !PROMO_WORDS.iter().any(|p| has_phrase(&w, p)) {
+            return None;
+        }
+        let mut args = json!({});
+        let code = store_code.or_else(|| {
+            CODE.find_iter(text)
+                .map(|m| m.as_str())
+                .find(|s| s.chars().filter(|c| c.is_ascii_alphabetic()).count() >= 4 && !self.is_other_id(s))
+                .map(String::from)
+        });
+        if let Some(code) = code {
+            args["code"] = json!(code);
+        }
+        if let Some(total) = order_total(text) {
+            args["order_total_vnd"] = json!(total);
+        }
+        Some(args)
+    }
+
+    /// Every call the turn routes, at most one per tool, in a fixed order.
+    pub fn route(&self, text: &str) -> Vec<RoutedCall> {
+        let mut calls = Vec::new();
+        let order = self.order_lookup(text);
+        let named_order = order.is_some();
+        let lookups: [(&'static str, Option<Value>); 5] = [
+            ("get_order_status", order),
+            ("get_stock", self.stock_lookup(text)),
+            ("get_size_chart", self.size_lookup(text)),
+            ("get_promotions", self.promotion_lookup(text)),
+            ("get_policy", if named_order { None } else { policy_lookup(text) }),
+        ];
+        for (name, arguments) in lookups {
+            if let Some(arguments) = arguments {
+                calls.push(RoutedCall { name, arguments });
+            }
+        }
+        calls
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::data::store::Store;
+    use crate::serve::assistant::AssistantConfig;
+
+    /// A router over the store in `dir` (relative to the repository) with `patterns`.
+    fn router_for(dir: &str, patterns: Vec<IdPattern>) -> Router {
+        let store = Store::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap();
+        Router::new(Arc::new(StoreIds::from_store(&store)), patterns)
+    }
+
+    /// The demo store (`data/`) with the shipped config's patterns.
+    static DEMO: LazyLock<Router> =
+        LazyLock::new(|| router_for("data", AssistantConfig::default().ids.order_id_patterns));
+
+    /// The second store (`tests/fixtures/store-b`: order ids `#100234` and
+    /// `SO-2026-0042`, SKUs `QJ-01-BLK`, hoodies, joggers and sandals sized by foot)
+    /// with its order id shapes.
+    static STORE_B: LazyLock<Router> = LazyLock::new(|| {
+        let patterns = [r"#\d{6}\b", r"\bSO[-\s]?\d{4}[-\s]?\d{4}\b"];
+        router_for("tests/fixtures/store-b", patterns.iter().map(|p| IdPattern::new(p).unwrap()).collect())
+    });
 
     #[test]
     fn ids_and_phones() {
         assert_eq!(
-            order_lookup("đơn dh 250004 sđt 0942 552 481"),
+            DEMO.order_lookup("đơn dh 250004 sđt 0942 552 481"),
             Some(json!({"order_id": "DH250004", "phone": "0942552481"}))
         );
         assert_eq!(
-            order_lookup("Đơn DH250004, 4 số cuối 2481 ạ"),
+            DEMO.order_lookup("Đơn DH250004, 4 số cuối 2481 ạ"),
             Some(json!({"order_id": "DH250004", "phone": "2481"}))
         );
-        assert_eq!(order_lookup("đơn DH250004 tới đâu rồi"), Some(json!({"order_id": "DH250004"})));
-        assert_eq!(order_lookup("áo AT001 còn không"), None);
+        assert_eq!(DEMO.order_lookup("đơn DH250004 tới đâu rồi"), Some(json!({"order_id": "DH250004"})));
+        assert_eq!(DEMO.order_lookup("áo AT001 còn không"), None);
     }
 
     #[test]
     fn stock_by_sku_and_size() {
         assert_eq!(
-            stock_lookup("áo thun AT001 size M màu trắng còn không"),
+            DEMO.stock_lookup("áo thun AT001 size M màu trắng còn không"),
             Some(json!({"sku": "AT001", "size": "M"}))
         );
-        assert_eq!(stock_lookup("qj 014 co 29 con ko shop"), Some(json!({"sku": "QJ014", "size": "29"})));
-        assert_eq!(stock_lookup("mẫu sm003 còn hàng không"), Some(json!({"sku": "SM003"})));
-        assert_eq!(stock_lookup("đơn DH250004 tới đâu rồi"), None);
-        assert_eq!(stock_lookup("Em cao 1m60 nặng 55kg"), None);
+        assert_eq!(DEMO.stock_lookup("qj 014 co 29 con ko shop"), Some(json!({"sku": "QJ014", "size": "29"})));
+        assert_eq!(DEMO.stock_lookup("mẫu sm003 còn hàng không"), Some(json!({"sku": "SM003"})));
+        assert_eq!(DEMO.stock_lookup("đơn DH250004 tới đâu rồi"), None);
+        assert_eq!(DEMO.stock_lookup("Em cao 1m60 nặng 55kg"), None);
     }
 
     #[test]
@@ -263,38 +327,38 @@ mod tests {
     #[test]
     fn sizes_need_a_category_and_measurements() {
         assert_eq!(
-            size_lookup("Em cao 1m60 nặng 55kg mặc áo thun size gì ạ?"),
+            DEMO.size_lookup("Em cao 1m60 nặng 55kg mặc áo thun size gì ạ?"),
             Some(json!({"category": "áo thun", "height_cm": 160, "weight_kg": 55}))
         );
         assert_eq!(
-            size_lookup("cao 172cm 68 ky thi mac quan jean size nao"),
+            DEMO.size_lookup("cao 172cm 68 ky thi mac quan jean size nao"),
             Some(json!({"category": "quần jeans", "height_cm": 172, "weight_kg": 68}))
         );
         assert_eq!(
-            size_lookup("1m6 nặng 48 mặc váy size nào"),
+            DEMO.size_lookup("1m6 nặng 48 mặc váy size nào"),
             Some(json!({"category": "váy", "height_cm": 160, "weight_kg": 48}))
         );
         assert_eq!(
-            size_lookup("chân em dài 24,5 cm đi giày size mấy"),
+            DEMO.size_lookup("chân em dài 24,5 cm đi giày size mấy"),
             Some(json!({"category": "giày", "foot_length_cm": 24.5}))
         );
-        assert_eq!(size_lookup("Em cao 1m60 nặng 55kg mặc size gì ạ?"), None, "no category");
-        assert_eq!(size_lookup("áo thun size M còn không"), None, "no measurements");
+        assert_eq!(DEMO.size_lookup("Em cao 1m60 nặng 55kg mặc size gì ạ?"), None, "no category");
+        assert_eq!(DEMO.size_lookup("áo thun size M còn không"), None, "no measurements");
     }
 
     #[test]
     fn promotions_with_code_and_total() {
-        assert_eq!(promotion_lookup("Shop có mã giảm giá nào không ạ?"), Some(json!({})));
+        assert_eq!(DEMO.promotion_lookup("Shop có mã giảm giá nào không ạ?"), Some(json!({})));
         assert_eq!(
-            promotion_lookup("mã HELLOSUMMER còn dùng được không, đơn em 450k"),
+            DEMO.promotion_lookup("mã HELLOSUMMER còn dùng được không, đơn em 450k"),
             Some(json!({"code": "HELLOSUMMER", "order_total_vnd": 450_000}))
         );
         assert_eq!(
-            promotion_lookup("đơn 1.200.000đ có khuyến mãi gì không"),
+            DEMO.promotion_lookup("đơn 1.200.000đ có khuyến mãi gì không"),
             Some(json!({"order_total_vnd": 1_200_000}))
         );
-        assert_eq!(promotion_lookup("áo AT001 còn size M không"), None);
-        assert_eq!(promotion_lookup("mã DH250004 của em"), None, "an order id, not a code");
+        assert_eq!(DEMO.promotion_lookup("áo AT001 còn size M không"), None);
+        assert_eq!(DEMO.promotion_lookup("mã DH250004 của em"), None, "an order id, not a code");
     }
 
     #[test]
@@ -308,9 +372,56 @@ mod tests {
 
     #[test]
     fn a_turn_routes_each_tool_once_in_order() {
-        let calls = route("đơn DH250004 giao hàng chưa, còn áo AT001 size M không");
+        let calls = DEMO.route("đơn DH250004 giao hàng chưa, còn áo AT001 size M không");
         let names: Vec<&str> = calls.iter().map(|c| c.name).collect();
         assert_eq!(names, ["get_order_status", "get_stock"], "no policy call when an order is named");
-        assert!(route("Shop ơi cho em hỏi chút").is_empty());
+        assert!(DEMO.route("Shop ơi cho em hỏi chút").is_empty());
+    }
+
+    #[test]
+    fn store_b_ids_as_customers_type_them() {
+        let b = &*STORE_B;
+        assert_eq!(
+            b.order_lookup("đơn #100234 tới đâu rồi, sđt 0978 123 456"),
+            Some(json!({"order_id": "#100234", "phone": "0978123456"}))
+        );
+        for typed in ["don so 2026 0042 cua em", "đơn SO20260042 ạ", "Đơn so-2026-0042?", "mã đơn SO 2026-0042"]
+        {
+            assert_eq!(b.order_lookup(typed), Some(json!({"order_id": "SO-2026-0042"})), "{typed}");
+        }
+        assert_eq!(b.order_lookup("đơn 100234 của em ạ"), Some(json!({"order_id": "#100234"})), "without the #");
+        assert_eq!(b.order_lookup("vận đơn vtp778120 đi đâu rồi"), Some(json!({"order_id": "#100234"})), "by tracking");
+        // Shaped like this shop's ids but not in the store: looked up as typed, to be answered "not found".
+        assert_eq!(b.order_lookup("đơn #999999 của em đâu"), Some(json!({"order_id": "#999999"})));
+        assert_eq!(b.order_lookup("đơn so 2026 9999"), Some(json!({"order_id": "SO20269999"})));
+        assert_eq!(b.order_lookup("đơn DH250004 tới đâu rồi"), None, "the demo's shape is not this shop's");
+        assert_eq!(DEMO.order_lookup("đơn SO-2026-0042 tới đâu rồi"), None, "nor this shop's the demo's");
+    }
+
+    #[test]
+    fn store_b_stock_sizes_and_promotions() {
+        let b = &*STORE_B;
+        assert_eq!(b.stock_lookup("quần qj-01-blk size M còn không"), Some(json!({"sku": "QJ-01-BLK", "size": "M"})));
+        assert_eq!(b.stock_lookup("dep 02 nau co 40 con ko shop"), Some(json!({"sku": "DEP-02-NAU", "size": "40"})));
+        assert_eq!(b.stock_lookup("áo thun AT001 size M còn không"), None, "a demo SKU");
+        assert_eq!(b.stock_lookup("đơn SO-2026-0042 tới đâu rồi"), None);
+        assert_eq!(
+            b.size_lookup("Em cao 1m68 nặng 60kg mặc áo hoodie size gì ạ?"),
+            Some(json!({"category": "áo hoodie", "height_cm": 168, "weight_kg": 60}))
+        );
+        assert_eq!(
+            b.size_lookup("chân em dài 25,5 cm đi dép size mấy"),
+            Some(json!({"category": "dép", "foot_length_cm": 25.5}))
+        );
+        assert_eq!(b.size_lookup("Em cao 1m60 nặng 55kg mặc áo thun size gì ạ?"), None, "no chart for áo thun here");
+        assert_eq!(
+            b.promotion_lookup("mã chaohe25 còn dùng được không, đơn em 450k"),
+            Some(json!({"code": "CHAOHE25", "order_total_vnd": 450_000}))
+        );
+        assert_eq!(b.promotion_lookup("KHACHMOI áp dụng sao ạ"), Some(json!({"code": "KHACHMOI"})), "a store code");
+        assert_eq!(b.promotion_lookup("mã SO-2026-0042 của em"), None, "an order id, not a code");
+        let names: Vec<&str> =
+            b.route("đơn SO-2026-0042 giao chưa, còn hoodie HD-01-GRY size L không").iter().map(|c| c.name).collect();
+        assert_eq!(names, ["get_order_status", "get_stock"]);
     }
 }

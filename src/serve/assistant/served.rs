@@ -11,13 +11,13 @@ use futures::StreamExt;
 
 use super::backend::{AssistantMessage, ChatBackend, ChatRequest as AssistantRequest, OpenAiBackend};
 use super::config::AssistantConfig;
-use super::pipeline::{Assistant, AssistantParts, Turn};
 use super::retrieval::Retriever;
+use super::turn::{Assistant, AssistantParts, Turn};
+use crate::data::exchange_log::ExchangeLog;
 use crate::serve::api::ModelRegistry;
 use crate::serve::api_error::ApiError;
 use crate::serve::cache::AnswerCache;
 use crate::serve::chat::{collect, ChatEvent, ChatRequest, ChatService, ChatStream, ToolChoice};
-use crate::serve::log::ExchangeLog;
 use crate::serve::tools::SqliteTools;
 use crate::{Error, Result};
 
@@ -45,7 +45,9 @@ impl ChatBackend for RegistryBackend {
                 .registry
                 .get(&self.model)
                 .ok_or_else(|| Error::msg(format!("model {} is not served", self.model)))?;
-            let mut req = ChatRequest::new(self.model.clone(), request.messages.clone());
+            let messages = serde_json::from_value(request.messages.clone().into())
+                .map_err(|e| Error::msg(format!("{}: a message of the conversation: {e}", self.model)))?;
+            let mut req = ChatRequest::new(self.model.clone(), messages);
             req.tools = request.tools.clone();
             req.tool_choice = ToolChoice::Auto;
             req.temperature = Some(request.sampling.temperature as f64);

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::data::text::fold;
+use crate::conversation::text::fold;
 use crate::rag::encoders::cosine;
 use crate::{Error, Result};
 

@@ -1,5 +1,5 @@
 //! Input checks on a customer's turn. Patterns are matched on the folded text
-//! (lowercase, no diacritics: [`crate::data::text::fold`]), so "bỏ qua hướng dẫn"
+//! (lowercase, no diacritics: [`crate::conversation::text::fold`]), so "bỏ qua hướng dẫn"
 //! and "bo qua huong dan" are one pattern; chat-template control tokens are matched
 //! on the raw text.
 
@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
-use crate::data::text::fold;
+use crate::conversation::text::fold;
 
 /// Why a turn is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

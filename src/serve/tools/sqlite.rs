@@ -4,19 +4,22 @@
 //! so training data and the server get the same tool results).
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::ToolBackend;
 use crate::data::db::open_db;
+use crate::data::ids::StoreIds;
 use crate::data::tools::ToolBox;
 use crate::{Error, Result};
 
 /// Tools over the store database.
 pub struct SqliteTools {
     tools: Mutex<ToolBox>,
+    ids: Arc<StoreIds>,
+    schemas: Vec<Value>,
 }
 
 impl SqliteTools {
@@ -24,7 +27,9 @@ impl SqliteTools {
     pub fn open(db: &Path) -> Result<Self> {
         let conn = open_db(db)?;
         conn.pragma_update(None, "query_only", true).map_err(|e| Error::msg(format!("{}: {e}", db.display())))?;
-        Ok(SqliteTools { tools: Mutex::new(ToolBox::at_store_date(conn)?) })
+        let tools = ToolBox::at_store_date(conn)?;
+        let (ids, schemas) = (Arc::new(tools.ids().clone()), tools.schemas());
+        Ok(SqliteTools { tools: Mutex::new(tools), ids, schemas })
     }
 
     /// Runs one call synchronously (the queries take microseconds).
@@ -37,5 +42,13 @@ impl SqliteTools {
 impl ToolBackend for SqliteTools {
     fn call<'a>(&'a self, name: &'a str, args: &'a Value) -> BoxFuture<'a, Result<Value>> {
         Box::pin(async move { self.call_now(name, args) })
+    }
+
+    fn schemas(&self) -> &[Value] {
+        &self.schemas
+    }
+
+    fn store_ids(&self) -> Option<Arc<StoreIds>> {
+        Some(self.ids.clone())
     }
 }

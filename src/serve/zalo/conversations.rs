@@ -5,13 +5,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use crate::conversation::{Message, Role};
 
 /// Conversations by user id.
 pub struct Conversations {
     max_messages: usize,
     ttl: Duration,
-    users: Mutex<HashMap<String, (VecDeque<Value>, Instant)>>,
+    users: Mutex<HashMap<String, (VecDeque<Message>, Instant)>>,
 }
 
 impl Conversations {
@@ -21,7 +21,7 @@ impl Conversations {
     }
 
     /// Appends `message` to `user`'s conversation and returns it.
-    pub fn push(&self, user: &str, message: Value) -> Vec<Value> {
+    pub fn push(&self, user: &str, message: Message) -> Vec<Message> {
         let Ok(mut users) = self.users.lock() else { return vec![message] };
         let now = Instant::now();
         users.retain(|_, (_, seen)| now.duration_since(*seen) < self.ttl);
@@ -31,7 +31,7 @@ impl Conversations {
             messages.pop_front();
         }
         // Never start with an assistant turn.
-        while messages.front().is_some_and(|m| m["role"] == "assistant") {
+        while messages.front().is_some_and(|m| m.role == Role::Assistant) {
             messages.pop_front();
         }
         *seen = now;
@@ -42,19 +42,18 @@ impl Conversations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn keeps_the_last_turns_and_forgets_idle_users() {
         let c = Conversations::new(3, Duration::from_secs(3600));
         for i in 0..3 {
-            c.push("u", json!({"role": "user", "content": i.to_string()}));
-            c.push("u", json!({"role": "assistant", "content": format!("a{i}")}));
+            c.push("u", Message::user(i.to_string()));
+            c.push("u", Message::assistant(format!("a{i}")));
         }
-        let m = c.push("u", json!({"role": "user", "content": "3"}));
-        assert_eq!(m.iter().map(|m| m["content"].as_str().unwrap()).collect::<Vec<_>>(), ["2", "a2", "3"]);
+        let m = c.push("u", Message::user("3"));
+        assert_eq!(m.iter().map(|m| m.content.as_deref().unwrap()).collect::<Vec<_>>(), ["2", "a2", "3"]);
         let gone = Conversations::new(3, Duration::ZERO);
-        gone.push("u", json!({"role": "user", "content": "x"}));
-        assert_eq!(gone.push("u", json!({"role": "user", "content": "y"})).len(), 1);
+        gone.push("u", Message::user("x"));
+        assert_eq!(gone.push("u", Message::user("y")).len(), 1);
     }
 }

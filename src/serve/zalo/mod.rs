@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::conversation::Message;
 use crate::serve::assistant::metrics::inc;
 use crate::serve::assistant::{Assistant, Turn};
 use crate::Result;
@@ -139,7 +140,7 @@ impl Zalo {
 
     /// Answers one message and sends the reply (failures are counted and logged by the API client).
     async fn answer(&self, user: String, text: String) {
-        let messages = self.conversations.push(&user, json!({"role": "user", "content": text}));
+        let messages = self.conversations.push(&user, Message::user(text));
         let client = zalo_client(&user);
         // Held while the turn is answered.
         let mut _in_flight = None;
@@ -160,7 +161,7 @@ impl Zalo {
             Ok(reply) => reply.content,
             Err(_) => self.assistant.config().safe_reply_for(None),
         };
-        self.conversations.push(&user, json!({"role": "assistant", "content": content}));
+        self.conversations.push(&user, Message::assistant(content.as_str()));
         let _ = self.api.send_text(&user, &content).await;
     }
 }
