@@ -85,7 +85,7 @@ pub fn tool_schemas(vocabulary: &ToolVocabulary) -> Vec<Value> {
             "get_stock",
             "Stock of a product by SKU, optionally one size and colour.",
             json!({
-                "sku": {"type": "string", "description": "e.g. AT001"},
+                "sku": {"type": "string", "description": "the product code as the catalog or the customer wrote it"},
                 "size": {"type": "string"},
                 "color": {"type": "string"}
             }),
