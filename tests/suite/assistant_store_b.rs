@@ -12,7 +12,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::doubles::ScriptedBackend;
+use crate::doubles::{served, ScriptedBackend};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use stylevn::data::exchange_log::ExchangeLog;
@@ -46,7 +46,7 @@ fn config() -> AssistantConfig {
 
 fn assistant(db: &Path, log: &Path, config: AssistantConfig) -> Assistant {
     let parts = AssistantParts {
-        backend: Arc::new(ScriptedBackend::new("vague", |_| AssistantMessage::text(VAGUE))),
+        backend: served(Arc::new(ScriptedBackend::new(|_| AssistantMessage::text(VAGUE)))),
         fallback: None,
         tools: Arc::new(SqliteTools::open(db).unwrap()),
         retriever: None,

@@ -1,8 +1,8 @@
-//! Test doubles for [`ChatBackend`]: a scripted model (a function of the
-//! conversation, so tests decide which tools it calls and how it words the answer)
-//! and a lying model that corrupts another backend's answers with a wrong order
-//! status or price. Used by the assistant's tests and to drive the assistant's turn
-//! without a model.
+//! Test doubles for the [`ChatService`] the assistant asks: a scripted model (a
+//! function of the conversation, so tests decide which tools it calls and how it
+//! words the answer) and a lying model that corrupts another model's answers with a
+//! wrong order status or price. Used by the assistant's tests and to drive the
+//! assistant's turn without a model.
 
 #![allow(dead_code)]
 
@@ -10,26 +10,51 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use futures::future::BoxFuture;
+use futures::StreamExt;
 use regex::Regex;
 use serde_json::Value;
 
 use stylevn::conversation::facts::ORDER_STATUSES;
-use stylevn::serve::assistant::backend::{AssistantMessage, ChatBackend, ChatRequest};
-use stylevn::Result;
+use stylevn::serve::api_error::ApiError;
+use stylevn::serve::assistant::backend::{AssistantMessage, ChatRequest, Sampling, ServedModel};
+use stylevn::serve::chat::{collect, ChatRequest as ServiceRequest, ChatService, ChatStream};
 
 type Script = dyn Fn(&ChatRequest) -> AssistantMessage + Send + Sync;
 
+/// The model the assistant asks, served by the test double `service`.
+pub fn served(service: Arc<dyn ChatService>) -> ServedModel {
+    ServedModel::new("test-model", service)
+}
+
+/// The assistant's request as the service received it.
+fn assistant_request(request: &ServiceRequest) -> ChatRequest {
+    ChatRequest {
+        messages: request.openai_messages(),
+        tools: request.tools.clone(),
+        sampling: Sampling {
+            temperature: request.temperature.unwrap_or(0.0) as f32,
+            top_p: request.top_p.map(|p| p as f32),
+            max_tokens: request.max_tokens.unwrap_or(0) as u32,
+            seed: request.seed,
+        },
+    }
+}
+
+/// `message` streamed as a service streams an answer.
+pub fn answer(message: AssistantMessage) -> ChatStream {
+    futures::stream::iter(message.into_events().into_iter().map(Ok)).boxed()
+}
+
 /// A model whose every answer is `script(request)`; counts its calls.
 pub struct ScriptedBackend {
-    name: String,
     script: Box<Script>,
     calls: AtomicUsize,
 }
 
 impl ScriptedBackend {
-    /// A scripted model called `name`.
-    pub fn new(name: &str, script: impl Fn(&ChatRequest) -> AssistantMessage + Send + Sync + 'static) -> Self {
-        ScriptedBackend { name: name.into(), script: Box::new(script), calls: AtomicUsize::new(0) }
+    /// A model answering `script(request)`.
+    pub fn new(script: impl Fn(&ChatRequest) -> AssistantMessage + Send + Sync + 'static) -> Self {
+        ScriptedBackend { script: Box::new(script), calls: AtomicUsize::new(0) }
     }
 
     /// Calls so far.
@@ -38,15 +63,11 @@ impl ScriptedBackend {
     }
 }
 
-impl ChatBackend for ScriptedBackend {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn chat<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<AssistantMessage>> {
+impl ChatService for ScriptedBackend {
+    fn chat(&self, request: ServiceRequest) -> BoxFuture<'static, Result<ChatStream, ApiError>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let answer = (self.script)(request);
-        Box::pin(async move { Ok(answer) })
+        let message = (self.script)(&assistant_request(&request));
+        Box::pin(async move { Ok(answer(message)) })
     }
 }
 
@@ -60,12 +81,12 @@ static MONEY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{1,3}(?:\.\d{
 /// different one, each price grows by 10.000đ, and an answer with neither gets a
 /// made-up price appended. Tool calls pass through unchanged.
 pub struct LyingBackend {
-    inner: Arc<dyn ChatBackend>,
+    inner: Arc<dyn ChatService>,
 }
 
 impl LyingBackend {
     /// Lies on top of `inner`.
-    pub fn new(inner: Arc<dyn ChatBackend>) -> Self {
+    pub fn new(inner: Arc<dyn ChatService>) -> Self {
         LyingBackend { inner }
     }
 }
@@ -91,18 +112,16 @@ pub fn corrupt(text: &str) -> String {
     out
 }
 
-impl ChatBackend for LyingBackend {
-    fn name(&self) -> &str {
-        "liar"
-    }
-
-    fn chat<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<AssistantMessage>> {
+impl ChatService for LyingBackend {
+    fn chat(&self, request: ServiceRequest) -> BoxFuture<'static, Result<ChatStream, ApiError>> {
+        let inner = self.inner.chat(request);
         Box::pin(async move {
-            let mut m = self.inner.chat(request).await?;
+            let done = collect(inner.await?).await?;
+            let mut m = AssistantMessage::from_openai(&done.message()).with_usage(done.usage);
             if m.tool_calls.is_empty() {
                 m.content = m.content.as_deref().map(corrupt);
             }
-            Ok(m)
+            Ok(answer(m))
         })
     }
 }

@@ -5,6 +5,7 @@
 //! `--zalo-*` flags answering one signed event through the mock.
 
 use crate::common;
+use crate::doubles::{answer, served};
 use crate::mock_openai;
 
 use std::io::{BufRead, BufReader};
@@ -21,9 +22,9 @@ use axum::{Json, Router};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use stylevn::serve::assistant::{
-    routes, Assistant, AssistantConfig, AssistantMessage, AssistantParts, AssistantState, ChatBackend, ChatRequest,
-};
+use stylevn::serve::api_error::ApiError;
+use stylevn::serve::assistant::{routes, Assistant, AssistantConfig, AssistantMessage, AssistantParts, AssistantState};
+use stylevn::serve::chat::{ChatRequest as ServiceRequest, ChatService, ChatStream};
 use stylevn::serve::tools::SqliteTools;
 use stylevn::serve::zalo::{Tokens, Zalo, ZaloConfig};
 
@@ -85,20 +86,17 @@ async fn mock_oa(oa: Arc<MockOa>) -> String {
 
 /// A model that answers only when the test opens its gate, counting calls.
 struct GatedModel {
-    gate: tokio::sync::Semaphore,
-    calls: AtomicUsize,
+    gate: Arc<tokio::sync::Semaphore>,
+    calls: Arc<AtomicUsize>,
 }
 
-impl ChatBackend for GatedModel {
-    fn name(&self) -> &str {
-        "gated"
-    }
-
-    fn chat<'a>(&'a self, _: &'a ChatRequest) -> BoxFuture<'a, stylevn::Result<AssistantMessage>> {
+impl ChatService for GatedModel {
+    fn chat(&self, _: ServiceRequest) -> BoxFuture<'static, Result<ChatStream, ApiError>> {
+        let (gate, calls) = (self.gate.clone(), self.calls.clone());
         Box::pin(async move {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            self.gate.acquire().await.unwrap().forget();
-            Ok(AssistantMessage::text("Dạ, em chào anh/chị ạ. Em có thể giúp gì cho anh/chị ạ?"))
+            calls.fetch_add(1, Ordering::SeqCst);
+            gate.acquire().await.unwrap().forget();
+            Ok(answer(AssistantMessage::text("Dạ, em chào anh/chị ạ. Em có thể giúp gì cho anh/chị ạ?")))
         })
     }
 }
@@ -118,9 +116,10 @@ fn store_db(dir: &Path) -> PathBuf {
 }
 
 async fn start(dir: &Path, oa_base: &str, open: u32) -> Setup {
-    let model = Arc::new(GatedModel { gate: tokio::sync::Semaphore::new(open as usize), calls: AtomicUsize::new(0) });
+    let gate = Arc::new(tokio::sync::Semaphore::new(open as usize));
+    let model = Arc::new(GatedModel { gate, calls: Arc::new(AtomicUsize::new(0)) });
     let parts = AssistantParts {
-        backend: model.clone(),
+        backend: served(model.clone()),
         fallback: None,
         tools: Arc::new(SqliteTools::open(&store_db(dir)).unwrap()),
         retriever: None,

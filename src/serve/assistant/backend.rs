@@ -1,16 +1,17 @@
-//! The model the assistant talks to: any [`ChatBackend`] taking OpenAI-shaped
-//! messages and tools and returning an OpenAI-shaped assistant message. The server
-//! adapts its in-process engine to it; [`OpenAiBackend`] talks to any
-//! OpenAI-compatible endpoint (vLLM, another `stylevn serve`, a hosted model for
-//! `--fallback-url`).
+//! The model the assistant talks to: a [`ServedModel`], any [`ChatService`] asked
+//! with OpenAI-shaped messages and tools, its answer one OpenAI-shaped
+//! [`AssistantMessage`]. In `stylevn serve` it is the model id the server registered
+//! (the local engine or the upstream proxy); `--fallback-url` is an
+//! [`crate::serve::upstream::UpstreamChatService`].
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use crate::conversation::{parse_tool_calls, OpenAiClient, ToolCall};
-use crate::serve::chat::Usage;
+use crate::conversation::{parse_tool_calls, ToolCall};
+use crate::serve::chat::{
+    collect, ChatEvent, ChatRequest as ServiceRequest, ChatService, ToolCallDelta, ToolChoice, Usage,
+};
 use crate::{Error, Result};
 
 /// Sampling settings of one call.
@@ -109,54 +110,62 @@ impl AssistantMessage {
         }
         m
     }
+
+    /// The message as the events a [`ChatService`] streams: the content, one delta
+    /// per tool call (id, name and the arguments' JSON text), then `Finish` with the
+    /// usage (`tool_calls` when there are calls, `stop` otherwise).
+    pub fn into_events(self) -> Vec<ChatEvent> {
+        let mut events: Vec<ChatEvent> = self.content.into_iter().map(ChatEvent::Content).collect();
+        let reason = if self.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+        for (index, call) in self.tool_calls.into_iter().enumerate() {
+            events.push(ChatEvent::ToolCall(ToolCallDelta {
+                index,
+                id: Some(call.id.clone()).filter(|id| !id.is_empty()),
+                arguments: call.arguments_text(),
+                name: Some(call.name),
+            }));
+        }
+        events.push(ChatEvent::Finish { reason: reason.into(), usage: self.usage });
+        events
+    }
 }
 
-/// A chat model the assistant can ask.
-pub trait ChatBackend: Send + Sync {
-    /// A short name for logs and metrics (`local`, `fallback`, a URL).
-    fn name(&self) -> &str;
+/// A model the assistant asks: a [`ChatService`], the server's one chat interface
+/// (the local engine, an upstream OpenAI-compatible server, a test double), and the
+/// model id it is asked for. Each call sends the assistant's request as a validated
+/// chat request and folds the streamed answer into one [`AssistantMessage`].
+#[derive(Clone)]
+pub struct ServedModel {
+    model: String,
+    service: Arc<dyn ChatService>,
+}
+
+impl ServedModel {
+    /// Asks `service` for `model`.
+    pub fn new(model: impl Into<String>, service: Arc<dyn ChatService>) -> Self {
+        ServedModel { model: model.into(), service }
+    }
+
+    /// The model id, for logs and metrics.
+    pub fn name(&self) -> &str {
+        &self.model
+    }
+
     /// One model call.
-    fn chat<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<AssistantMessage>>;
-}
-
-/// Any OpenAI-compatible `/v1/chat/completions` endpoint, through the one client.
-pub struct OpenAiBackend {
-    client: OpenAiClient,
-}
-
-impl OpenAiBackend {
-    /// A backend for `model` at `base_url` (including `/v1`); requests are sent once.
-    pub fn new(base_url: &str, model: &str, api_key: Option<&str>, timeout: Duration) -> Self {
-        OpenAiBackend { client: OpenAiClient::new(base_url, model, api_key, timeout) }
-    }
-}
-
-impl ChatBackend for OpenAiBackend {
-    fn name(&self) -> &str {
-        self.client.base_url()
-    }
-
-    fn chat<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<AssistantMessage>> {
-        Box::pin(async move {
-            let s = request.sampling;
-            let mut body =
-                json!({"messages": request.messages, "temperature": s.temperature, "max_tokens": s.max_tokens});
-            if !request.tools.is_empty() {
-                body["tools"] = json!(request.tools);
-            }
-            if let Some(p) = s.top_p {
-                body["top_p"] = json!(p);
-            }
-            if let Some(seed) = s.seed {
-                body["seed"] = json!(seed);
-            }
-            let url = self.client.base_url();
-            let reply = self.client.complete(body).await.map_err(|e| Error::msg(format!("{url}: {e}")))?;
-            let message = reply
-                .pointer("/choices/0/message")
-                .ok_or_else(|| Error::msg(format!("{url}: reply has no choices[0].message")))?;
-            Ok(AssistantMessage::from_openai(message).with_usage(Usage::from_json(&reply["usage"])))
-        })
+    pub async fn chat(&self, request: &ChatRequest) -> Result<AssistantMessage> {
+        let model = &self.model;
+        let messages = serde_json::from_value(request.messages.clone().into())
+            .map_err(|e| Error::msg(format!("{model}: a message of the conversation: {e}")))?;
+        let mut req = ServiceRequest::new(model.clone(), messages);
+        req.tools = request.tools.clone();
+        req.tool_choice = ToolChoice::Auto;
+        req.temperature = Some(request.sampling.temperature as f64);
+        req.top_p = request.sampling.top_p.map(f64::from);
+        req.seed = request.sampling.seed;
+        req.max_tokens = Some(request.sampling.max_tokens as usize);
+        let stream = self.service.chat(req).await.map_err(|e| Error::msg(format!("{model}: {e:?}")))?;
+        let done = collect(stream).await.map_err(|e| Error::msg(format!("{model}: {e:?}")))?;
+        Ok(AssistantMessage::from_openai(&done.message()).with_usage(done.usage))
     }
 }
 
@@ -174,5 +183,20 @@ mod tests {
         assert_eq!(parsed.content, None);
         assert_eq!(parsed.tool_calls[0].name, "get_policy");
         assert_eq!(parsed.tool_calls[0].arguments, json!({"topic": "doi-tra"}));
+    }
+
+    /// A message streamed as its events and folded back is the same message.
+    #[test]
+    fn events_fold_back_into_the_message() {
+        use futures::StreamExt;
+        let usage = Usage { prompt_tokens: 7, completion_tokens: 3, cached_tokens: 2 };
+        for m in [
+            AssistantMessage::text("Dạ, còn hàng ạ.").with_usage(usage),
+            AssistantMessage::call("get_stock", json!({"sku": "QJ-01-BLK"})).with_usage(usage),
+        ] {
+            let stream = futures::stream::iter(m.clone().into_events().into_iter().map(Ok)).boxed();
+            let done = futures::executor::block_on(collect(stream)).unwrap();
+            assert_eq!(AssistantMessage::from_openai(&done.message()).with_usage(done.usage), m);
+        }
     }
 }

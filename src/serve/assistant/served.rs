@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 
-use super::backend::{AssistantMessage, ChatBackend, ChatRequest as AssistantRequest, OpenAiBackend};
+use super::backend::{AssistantMessage, ServedModel};
 use super::config::AssistantConfig;
 use super::retrieval::Retriever;
 use super::turn::{Assistant, AssistantParts, Turn};
@@ -17,47 +17,27 @@ use crate::data::exchange_log::ExchangeLog;
 use crate::serve::api::ModelRegistry;
 use crate::serve::api_error::ApiError;
 use crate::serve::cache::AnswerCache;
-use crate::serve::chat::{collect, ChatEvent, ChatRequest, ChatService, ChatStream, ToolChoice};
+use crate::serve::chat::{ChatRequest, ChatService, ChatStream};
 use crate::serve::tools::SqliteTools;
-use crate::{Error, Result};
+use crate::serve::upstream::{UpstreamChatService, UpstreamConfig};
+use crate::Result;
 
-/// A model id served by this server, asked in process.
-pub struct RegistryBackend {
+/// The service registered as `model`, looked up at each call: the server registers
+/// its model once it has loaded, after the assistant is built.
+struct Registered {
     registry: Arc<ModelRegistry>,
     model: String,
 }
 
-impl RegistryBackend {
-    /// Asks the service registered as `model` in `registry`.
-    pub fn new(registry: Arc<ModelRegistry>, model: impl Into<String>) -> Self {
-        RegistryBackend { registry, model: model.into() }
-    }
-}
-
-impl ChatBackend for RegistryBackend {
-    fn name(&self) -> &str {
-        &self.model
-    }
-
-    fn chat<'a>(&'a self, request: &'a AssistantRequest) -> BoxFuture<'a, Result<AssistantMessage>> {
-        Box::pin(async move {
-            let service = self
-                .registry
-                .get(&self.model)
-                .ok_or_else(|| Error::msg(format!("model {} is not served", self.model)))?;
-            let messages = serde_json::from_value(request.messages.clone().into())
-                .map_err(|e| Error::msg(format!("{}: a message of the conversation: {e}", self.model)))?;
-            let mut req = ChatRequest::new(self.model.clone(), messages);
-            req.tools = request.tools.clone();
-            req.tool_choice = ToolChoice::Auto;
-            req.temperature = Some(request.sampling.temperature as f64);
-            req.top_p = request.sampling.top_p.map(f64::from);
-            req.seed = request.sampling.seed;
-            req.max_tokens = Some(request.sampling.max_tokens as usize);
-            let stream = service.chat(req).await.map_err(|e| Error::msg(format!("{}: {e:?}", self.model)))?;
-            let done = collect(stream).await.map_err(|e| Error::msg(format!("{}: {e:?}", self.model)))?;
-            Ok(AssistantMessage::from_openai(&done.message()).with_usage(done.usage))
-        })
+impl ChatService for Registered {
+    fn chat(&self, request: ChatRequest) -> BoxFuture<'static, std::result::Result<ChatStream, ApiError>> {
+        match self.registry.get(&self.model) {
+            Some(service) => service.chat(request),
+            None => {
+                let message = format!("model {} is not served yet", self.model);
+                Box::pin(async move { Err(ApiError::unavailable(message)) })
+            }
+        }
     }
 }
 
@@ -99,11 +79,8 @@ impl ChatService for AssistantService {
                 sampling: Some(sampling),
             };
             let reply = assistant.respond(turn).await.map_err(|e| ApiError::internal(e.to_string()))?;
-            let events = vec![
-                Ok(ChatEvent::Content(reply.content)),
-                Ok(ChatEvent::Finish { reason: "stop".into(), usage: reply.usage }),
-            ];
-            Ok(futures::stream::iter(events).boxed())
+            let events = AssistantMessage::text(reply.content).with_usage(reply.usage).into_events();
+            Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed())
         })
     }
 }
@@ -137,14 +114,14 @@ pub fn build_assistant(options: &AssistantOptions, registry: Arc<ModelRegistry>,
         Some(dir) => Some(Arc::new(Retriever::open(dir, config.retrieval_mode, config.retrieval_k)?)),
         None => None,
     };
-    let fallback: Option<Arc<dyn ChatBackend>> = match &options.fallback {
-        Some((url, model, key)) => {
-            Some(Arc::new(OpenAiBackend::new(url, model, key.as_deref(), std::time::Duration::from_secs(60))))
-        }
-        None => None,
-    };
+    let fallback = options.fallback.as_ref().map(|(url, model, key)| {
+        let config = UpstreamConfig { base_url: url.clone(), model: model.clone(), api_key: key.clone() };
+        let service = UpstreamChatService::new(config, std::time::Duration::from_secs(60));
+        ServedModel::new(model.clone(), Arc::new(service))
+    });
+    let registered = Registered { registry, model: model.to_string() };
     let parts = AssistantParts {
-        backend: Arc::new(RegistryBackend::new(registry, model)),
+        backend: ServedModel::new(model, Arc::new(registered)),
         fallback,
         tools: Arc::new(SqliteTools::open(&options.db)?),
         retriever,

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::backend::{ChatBackend, ChatRequest, Sampling};
+use super::backend::{ChatRequest, Sampling, ServedModel};
 use super::config::{AssistantConfig, IdsConfig};
 use super::facts::{facts, Facts};
 use super::metrics::{inc, Metrics};
@@ -132,9 +132,9 @@ pub struct Reply {
 /// What [`Assistant::new`] is built from.
 pub struct AssistantParts {
     /// The local model.
-    pub backend: Arc<dyn ChatBackend>,
+    pub backend: ServedModel,
     /// The stronger model asked when the local answer fails the guardrails.
-    pub fallback: Option<Arc<dyn ChatBackend>>,
+    pub fallback: Option<ServedModel>,
     /// The tools.
     pub tools: Arc<dyn ToolBackend>,
     /// Catalog and policy retrieval.
@@ -414,14 +414,14 @@ impl Assistant {
         let mut error = None;
         let primary = self.parts.backend.clone();
         let mut delivered = self
-            .attempt(&*primary, messages.clone(), evidence.clone(), sampling, &mut reply, &mut error)
+            .attempt(&primary, messages.clone(), evidence.clone(), sampling, &mut reply, &mut error)
             .await
             .map(|a| (a, Outcome::Answered));
         if delivered.is_none() {
             if let Some(fallback) = self.parts.fallback.clone() {
                 if self.fallback_allowed(turn.client.as_deref()) {
                     delivered = self
-                        .attempt(&*fallback, messages, evidence, sampling, &mut reply, &mut error)
+                        .attempt(&fallback, messages, evidence, sampling, &mut reply, &mut error)
                         .await
                         .map(|a| (a, Outcome::Fallback));
                     if delivered.is_some() {
@@ -479,7 +479,7 @@ impl Assistant {
     /// with the reason in `reply.events` or `error`).
     async fn attempt(
         &self,
-        backend: &dyn ChatBackend,
+        backend: &ServedModel,
         mut messages: Vec<Value>,
         mut evidence: Vec<Evidence>,
         sampling: Sampling,
