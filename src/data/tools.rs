@@ -35,6 +35,27 @@ pub struct ToolVocabulary {
     pub sized_categories: Vec<String>,
     /// Policy topics (file stems of `policies/*.md`), for `get_policy`.
     pub policy_topics: Vec<String>,
+    /// What the store's order ids look like: its first order id with the digits
+    /// replaced (`DH250004` -> `DH123456`), so the schema shows the shape without
+    /// a real order; `None` for a store without orders.
+    pub order_id_example: Option<String>,
+    /// The store's first SKU (the catalog is public).
+    pub sku_example: Option<String>,
+}
+
+/// `id` with its digits replaced by 1, 2, ... 9, 0, 1, ...: the shape of the id
+/// without the id (`SO-2026-0042` -> `SO-1234-5678`).
+pub fn id_shape(id: &str) -> String {
+    let mut next = 0;
+    id.chars()
+        .map(|c| match c.is_ascii_digit() {
+            true => {
+                next += 1;
+                char::from(b'0' + (next % 10) as u8)
+            }
+            false => c,
+        })
+        .collect()
 }
 
 impl ToolVocabulary {
@@ -53,6 +74,8 @@ impl ToolVocabulary {
             categories: distinct(store.products.iter().map(|p| p.category.as_str())),
             sized_categories: sized_categories(store).into_iter().map(|c| c.name).collect(),
             policy_topics: distinct(store.policies.iter().map(|p| p.topic.as_str())),
+            order_id_example: store.orders.first().map(|o| id_shape(&o.order_id)),
+            sku_example: store.products.first().map(|p| p.sku.clone()),
         }
     }
 }
@@ -71,12 +94,19 @@ fn function(name: &str, description: &str, properties: Value, required: &[&str])
 /// tokens (SmolLM2: 1,270 tokens for the Vietnamese version, against the store's
 /// 373-token system prompt).
 pub fn tool_schemas(vocabulary: &ToolVocabulary) -> Vec<Value> {
+    // An example anchors a small model on the store's format: without one, SmolLM2
+    // fine-tuned on the demo wrote order ids as digit runs until its token limit.
+    let example = |what: &str, e: &Option<String>| match e {
+        Some(e) => format!("{what}, e.g. {e}"),
+        None => what.to_string(),
+    };
     vec![
         function(
             "get_order_status",
             "Order status, ETA and carrier by order id; items, total and tracking code need the phone's last 4 digits.",
             json!({
-                "order_id": {"type": "string", "description": "the order id as the customer wrote it"},
+                "order_id": {"type": "string",
+                    "description": example("the order id as the customer wrote it", &vocabulary.order_id_example)},
                 "phone": {"type": "string", "description": "last 4 digits, only if the customer gave them"}
             }),
             &["order_id"],
@@ -85,7 +115,7 @@ pub fn tool_schemas(vocabulary: &ToolVocabulary) -> Vec<Value> {
             "get_stock",
             "Stock of a product by SKU, optionally one size and colour.",
             json!({
-                "sku": {"type": "string", "description": "the product code as the catalog or the customer wrote it"},
+                "sku": {"type": "string", "description": example("the product code", &vocabulary.sku_example)},
                 "size": {"type": "string"},
                 "color": {"type": "string"}
             }),
@@ -479,4 +509,17 @@ pub fn recommend_size(
 
 fn sql(e: rusqlite::Error) -> Error {
     Error::msg(format!("store database: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_shape_keeps_the_format_and_hides_the_digits() {
+        assert_eq!(id_shape("DH250004"), "DH123456");
+        assert_eq!(id_shape("SO-2026-0042"), "SO-1234-5678");
+        assert_eq!(id_shape("#100234"), "#123456");
+        assert_eq!(id_shape("ABC"), "ABC");
+    }
 }

@@ -188,11 +188,12 @@ fn db_init_is_idempotent_and_leaves_no_temp_files() {
 }
 
 /// The schemas offer each store's own categories, sized categories and policy
-/// topics (in the order its files first give them), never the demo's.
+/// topics (in the order its files first give them), never the demo's, and show the
+/// store's own id formats as examples (an order id's shape, not a real order).
 #[test]
 fn tool_schemas_offer_each_stores_own_choices() {
     let tmp = tempfile::tempdir().unwrap();
-    let choices = |dir: &Path, name: &str| {
+    let choices = |dir: &Path, name: &str, order_example: &str, sku_example: &str| {
         let db = tmp.path().join(name);
         init_db(dir, &db).unwrap();
         let schemas = ToolBox::at_store_date(Connection::open(&db).unwrap()).unwrap().schemas();
@@ -200,11 +201,17 @@ fn tool_schemas_offer_each_stores_own_choices() {
             let t = schemas.iter().find(|t| t["function"]["name"] == tool).unwrap();
             t["function"]["parameters"]["properties"][field]["enum"].clone()
         };
+        let described = |tool: &str, field: &str| {
+            let t = schemas.iter().find(|t| t["function"]["name"] == tool).unwrap();
+            t["function"]["parameters"]["properties"][field]["description"].as_str().unwrap().to_string()
+        };
+        assert!(described("get_order_status", "order_id").ends_with(&format!("e.g. {order_example}")));
+        assert!(described("get_stock", "sku").ends_with(&format!("e.g. {sku_example}")));
         (param("search_products", "category"), param("get_size_chart", "category"), param("get_policy", "topic"))
     };
     let topics = json!(["bao-hanh", "bao-mat", "doi-tra", "lien-he", "thanh-toan", "van-chuyen"]);
     assert_eq!(
-        choices(&data_dir(), "demo.db"),
+        choices(&data_dir(), "demo.db", "DH123456", "AT001"),
         (
             json!(["áo thun", "áo sơ mi", "quần jeans", "váy", "đầm", "áo khoác", "giày", "túi", "phụ kiện"]),
             json!(["áo thun", "áo sơ mi", "áo khoác", "váy", "đầm", "quần jeans", "giày"]),
@@ -213,7 +220,7 @@ fn tool_schemas_offer_each_stores_own_choices() {
     );
     let store_b = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-b");
     assert_eq!(
-        choices(&store_b, "b.db"),
+        choices(&store_b, "b.db", "#123456", "HD-01-GRY"),
         (json!(["áo hoodie", "quần jogger", "dép", "mũ"]), json!(["áo hoodie", "quần jogger", "dép"]), topics)
     );
 }
