@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use futures::future::BoxFuture;
-use futures::StreamExt;
 use regex::Regex;
 use serde_json::Value;
 
@@ -40,11 +39,6 @@ fn assistant_request(request: &ServiceRequest) -> ChatRequest {
     }
 }
 
-/// `message` streamed as a service streams an answer.
-pub fn answer(message: AssistantMessage) -> ChatStream {
-    futures::stream::iter(message.into_events().into_iter().map(Ok)).boxed()
-}
-
 /// A model whose every answer is `script(request)`; counts its calls.
 pub struct ScriptedBackend {
     script: Box<Script>,
@@ -67,7 +61,7 @@ impl ChatService for ScriptedBackend {
     fn chat(&self, request: ServiceRequest) -> BoxFuture<'static, Result<ChatStream, ApiError>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let message = (self.script)(&assistant_request(&request));
-        Box::pin(async move { Ok(answer(message)) })
+        Box::pin(async move { Ok(message.into_stream()) })
     }
 }
 
@@ -121,7 +115,7 @@ impl ChatService for LyingBackend {
             if m.tool_calls.is_empty() {
                 m.content = m.content.as_deref().map(corrupt);
             }
-            Ok(answer(m))
+            Ok(m.into_stream())
         })
     }
 }

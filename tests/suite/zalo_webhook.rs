@@ -5,7 +5,7 @@
 //! `--zalo-*` flags answering one signed event through the mock.
 
 use crate::common;
-use crate::doubles::{answer, served};
+use crate::doubles::served;
 use crate::mock_openai;
 
 use std::io::{BufRead, BufReader};
@@ -96,7 +96,7 @@ impl ChatService for GatedModel {
         Box::pin(async move {
             calls.fetch_add(1, Ordering::SeqCst);
             gate.acquire().await.unwrap().forget();
-            Ok(answer(AssistantMessage::text("Dạ, em chào anh/chị ạ. Em có thể giúp gì cho anh/chị ạ?")))
+            Ok(AssistantMessage::text("Dạ, em chào anh/chị ạ. Em có thể giúp gì cho anh/chị ạ?").into_stream())
         })
     }
 }

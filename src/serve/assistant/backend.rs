@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::conversation::{parse_tool_calls, ToolCall};
 use crate::serve::chat::{
-    collect, ChatEvent, ChatRequest as ServiceRequest, ChatService, ToolCallDelta, ToolChoice, Usage,
+    collect, ChatEvent, ChatRequest as ServiceRequest, ChatService, ChatStream, ToolCallDelta, ToolChoice, Usage,
 };
 use crate::{Error, Result};
 
@@ -111,10 +112,10 @@ impl AssistantMessage {
         m
     }
 
-    /// The message as the events a [`ChatService`] streams: the content, one delta
-    /// per tool call (id, name and the arguments' JSON text), then `Finish` with the
-    /// usage (`tool_calls` when there are calls, `stop` otherwise).
-    pub fn into_events(self) -> Vec<ChatEvent> {
+    /// The message streamed as a [`ChatService`] streams an answer: the content, one
+    /// delta per tool call (id, name and the arguments' JSON text), then `Finish` with
+    /// the usage (`tool_calls` when there are calls, `stop` otherwise).
+    pub fn into_stream(self) -> ChatStream {
         let mut events: Vec<ChatEvent> = self.content.into_iter().map(ChatEvent::Content).collect();
         let reason = if self.tool_calls.is_empty() { "stop" } else { "tool_calls" };
         for (index, call) in self.tool_calls.into_iter().enumerate() {
@@ -126,7 +127,7 @@ impl AssistantMessage {
             }));
         }
         events.push(ChatEvent::Finish { reason: reason.into(), usage: self.usage });
-        events
+        futures::stream::iter(events.into_iter().map(Ok)).boxed()
     }
 }
 
@@ -188,14 +189,12 @@ mod tests {
     /// A message streamed as its events and folded back is the same message.
     #[test]
     fn events_fold_back_into_the_message() {
-        use futures::StreamExt;
         let usage = Usage { prompt_tokens: 7, completion_tokens: 3, cached_tokens: 2 };
         for m in [
             AssistantMessage::text("Dạ, còn hàng ạ.").with_usage(usage),
             AssistantMessage::call("get_stock", json!({"sku": "QJ-01-BLK"})).with_usage(usage),
         ] {
-            let stream = futures::stream::iter(m.clone().into_events().into_iter().map(Ok)).boxed();
-            let done = futures::executor::block_on(collect(stream)).unwrap();
+            let done = futures::executor::block_on(collect(m.clone().into_stream())).unwrap();
             assert_eq!(AssistantMessage::from_openai(&done.message()).with_usage(done.usage), m);
         }
     }

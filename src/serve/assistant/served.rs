@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::StreamExt;
 
 use super::backend::{AssistantMessage, ServedModel};
 use super::config::AssistantConfig;
@@ -79,8 +78,7 @@ impl ChatService for AssistantService {
                 sampling: Some(sampling),
             };
             let reply = assistant.respond(turn).await.map_err(|e| ApiError::internal(e.to_string()))?;
-            let events = AssistantMessage::text(reply.content).with_usage(reply.usage).into_events();
-            Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed())
+            Ok(AssistantMessage::text(reply.content).with_usage(reply.usage).into_stream())
         })
     }
 }
