@@ -9,6 +9,7 @@ use stylevn::eval::perplexity::perplexity;
 use stylevn::generate::ChatModel;
 use stylevn::model::linear::ComputeDtype;
 use stylevn::quant::calib::token_sequences_of;
+use stylevn::quant::LmHead;
 
 /// Perplexity on held-out text: plain text files are cut into --ctx-token windows;
 /// chat JSONL/CSV is rendered with the model's chat template, one sequence per
@@ -27,13 +28,16 @@ pub struct PerplexityArgs {
     /// Compute dtype: f32, f16 or bf16.
     #[arg(long, value_enum, default_value = "f32")]
     dtype: ComputeDtype,
+    /// How a 4-bit checkpoint's LM head is held in memory: int8, int4 or fp16 (as stored).
+    #[arg(long, value_enum, default_value = "int8")]
+    lm_head: LmHead,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
 pub fn exec(args: PerplexityArgs) -> anyhow::Result<()> {
-    let model = ChatModel::load(&args.model, args.dtype.dtype())?;
+    let model = ChatModel::load(&args.model, args.dtype.dtype(), args.lm_head)?;
     let paths: Vec<&Path> = args.data.iter().map(PathBuf::as_path).collect();
     let seqs = token_sequences_of(&paths, &model.files, &model.tokenizer, args.ctx)?;
     let bar = ProgressBar::new(seqs.len() as u64).with_style(

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use stylevn::generate::{generate, ChatModel, GenerateConfig, GenerateOptions};
 use stylevn::model::linear::ComputeDtype;
+use stylevn::quant::LmHead;
 use stylevn::tokenize::ChatTemplate;
 
 use crate::config::{self, config_flags};
@@ -62,6 +63,8 @@ config_flags! {
         max_new_tokens: usize,
         /// Compute dtype: f32, f16 or bf16.
         dtype: ComputeDtype,
+        /// How a 4-bit checkpoint's LM head is held in memory: int8, int4 or fp16 (as stored).
+        lm_head: LmHead,
     }
 }
 
@@ -70,7 +73,8 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     let dtype = cfg.dtype.dtype();
     let spinner = ProgressBar::new_spinner().with_message(format!("loading {}", args.model));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let model = ChatModel::load(&args.model, dtype)?;
+    let model = ChatModel::load(&args.model, dtype, cfg.lm_head)?;
+    let weight_bytes = model.transformer.weight_bytes_per_token();
     spinner.finish_and_clear();
 
     let prompt_text = match (&args.prompt, &args.messages, args.raw) {
@@ -121,6 +125,8 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
                 "completion_tokens": out.tokens.len(),
                 "prefill_tokens_per_sec": out.prefill_tokens_per_sec(),
                 "decode_tokens_per_sec": out.decode_tokens_per_sec(),
+                "weight_bytes_per_token": weight_bytes,
+                "cpu_features": stylevn::cpu::features().describe(),
             }))?
         );
     } else {

@@ -94,6 +94,8 @@ config_flags! {
         port: u16,
         /// Compute dtype: f32 or f16.
         dtype: ComputeDtype,
+        /// How a 4-bit checkpoint's LM head is held in memory: int8, int4 or fp16 (as stored).
+        lm_head: stylevn::quant::LmHead,
         /// Most sequences decoded together.
         max_num_seqs: usize,
         /// Most tokens (prompt + output) per sequence.
@@ -198,7 +200,8 @@ pub fn exec(args: Args) -> anyhow::Result<()> {
     let (backend, default_name) = match (&args.model, &args.upstream, &args.upstream_model) {
         (Some(model), None, _) => {
             let dtype = cfg.dtype.dtype();
-            (Backend::Local { model: model.clone(), dtype, engine: cfg.engine() }, default_model_name(model))
+            let lm_head = cfg.lm_head;
+            (Backend::Local { model: model.clone(), dtype, lm_head, engine: cfg.engine() }, default_model_name(model))
         }
         (None, Some(url), Some(upstream_model)) => {
             let upstream = UpstreamConfig {

@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod conversation;
+pub mod cpu;
 pub mod csv_lines;
 pub mod data;
 pub mod error;

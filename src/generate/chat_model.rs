@@ -8,7 +8,7 @@ use tokenizers::Tokenizer;
 
 use crate::model::config::TokenIds;
 use crate::model::{load_transformer, LinearLoader, ModelFiles, Transformer};
-use crate::quant::checkpoint_loader;
+use crate::quant::{checkpoint_loader, LmHead};
 use crate::{Error, Result};
 
 /// The transformer with everything generation needs beside it.
@@ -26,10 +26,10 @@ pub struct ChatModel {
 
 impl ChatModel {
     /// Loads `spec` (HF directory or repo id) in `dtype` on the CPU: dense weights,
-    /// or an AWQ checkpoint's int4 weights.
-    pub fn load(spec: &str, dtype: DType) -> Result<Self> {
+    /// or an AWQ checkpoint's int4 weights with its LM head held as `head`.
+    pub fn load(spec: &str, dtype: DType, head: LmHead) -> Result<Self> {
         let files = ModelFiles::resolve(spec)?;
-        let linear = checkpoint_loader(&files)?;
+        let linear = checkpoint_loader(&files, head)?;
         Self::load_with(files, dtype, &Device::Cpu, linear.as_ref())
     }
 

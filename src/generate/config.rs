@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SamplingParams;
 use crate::model::linear::ComputeDtype;
+use crate::quant::LmHead;
 
 /// The settings of `stylevn generate`; its flags of the same names override them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +26,8 @@ pub struct GenerateConfig {
     pub max_new_tokens: usize,
     /// Compute dtype: `f32`, `f16` or `bf16` (CPU matmul supports f32 and f16).
     pub dtype: ComputeDtype,
+    /// How a 4-bit checkpoint's LM head is held: `int8`, `int4` or `fp16`.
+    pub lm_head: LmHead,
 }
 
 impl Default for GenerateConfig {
@@ -38,6 +41,7 @@ impl Default for GenerateConfig {
             stop: Vec::new(),
             max_new_tokens: 256,
             dtype: ComputeDtype::F32,
+            lm_head: LmHead::default(),
         }
     }
 }

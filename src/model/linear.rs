@@ -127,6 +127,12 @@ pub trait LinearLoader {
     fn table_dtype(&self, compute: DType) -> DType {
         compute
     }
+
+    /// The LM head of a model whose head is its embedding table `[vocab, hidden]`:
+    /// the table itself unless a loader holds the head in another form.
+    fn tied_head(&self, table: &Tensor) -> Result<Box<dyn Projection>> {
+        Ok(Box::new(DenseLinear::new(table.clone(), None)))
+    }
 }
 
 /// Loads projections as dense weights in the model's compute dtype.

@@ -276,7 +276,7 @@ impl Transformer {
         }
         let norm = RmsNorm::load(vb_m.pp("norm"), h, config.rms_norm_eps)?;
         let lm_head: Box<dyn Projection> = if config.tie_word_embeddings {
-            Box::new(super::linear::DenseLinear::new(embed_tokens.clone(), None))
+            linear.tied_head(&embed_tokens)?
         } else {
             linear.load(vb.pp("lm_head"), "lm_head", h, config.vocab_size, false)?
         };
@@ -316,6 +316,19 @@ impl Transformer {
             out.extend(layer.projections_mut().map(|(kind, slot)| (kind.in_layer(i), slot)));
         }
         out
+    }
+
+    /// Bytes of weights one decoded token reads: every projection and the LM head
+    /// (norms and the one embedding row aside); the bound decoding works against.
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let layers = self.layers.iter().flat_map(|l| {
+            let (a, m) = (&l.self_attn, &l.mlp);
+            [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
+        });
+        layers
+            .chain(std::iter::once(&self.lm_head))
+            .map(|p| p.stored_bytes().unwrap_or(p.in_features() * p.out_features() * self.dtype.size_in_bytes()))
+            .sum()
     }
 
     /// A fresh, empty KV cache for one sequence.

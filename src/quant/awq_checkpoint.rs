@@ -9,11 +9,14 @@ use std::path::Path;
 
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::awq_gemm::AwqGemmTensors;
 use super::group_quant::GroupQuant;
-use super::int4_linear::Int4Linear;
+use super::int8::Int8Weight;
+use super::int8_acts::PAIR;
+use super::packed_linear::{Int4Linear, Int8Linear};
 use crate::model::hf_dir_writer::write_hf_dir;
 use crate::model::linear::{DenseLoader, LinearLoader, Projection};
 use crate::model::shard_writer::TensorSpec;
@@ -76,19 +79,61 @@ impl AwqConfig {
 }
 
 /// Loads decoder projections from AWQ gemm tensors into the int4 kernel; the LM
-/// head (never quantized by AutoAWQ) stays dense.
+/// head (never quantized by AutoAWQ, fp16 in the file) as `head` says.
 #[derive(Debug, Clone, Copy)]
 pub struct AwqLoader {
     /// The checkpoint's quantization.
     pub config: AwqConfig,
+    /// How the LM head is held in memory.
+    pub head: LmHead,
 }
 
-/// The loader the weights of `files` need as stored: [`AwqLoader`] for an AWQ
-/// checkpoint (its `config.json` has an AWQ `quantization_config`), [`DenseLoader`]
-/// for a full-precision one; an error for a quantization stylevn cannot run.
-pub fn checkpoint_loader(files: &ModelFiles) -> Result<Box<dyn LinearLoader>> {
+/// How a 4-bit model's LM head (fp16 in the checkpoint, as AutoAWQ and vLLM keep
+/// it) is held on the CPU. The checkpoint itself never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LmHead {
+    /// Rounded to int8 at load ([`Int8Weight`], 8.5 bits a weight, as llama.cpp's
+    /// `Q8_0` head): half the bytes of fp16 read per decoded token.
+    #[default]
+    Int8,
+    /// Rounded to int4 at load (round-to-nearest, groups of 64, 5 bits a weight):
+    /// a quarter of fp16's bytes, with a measurable cost in perplexity.
+    Int4,
+    /// fp16 as stored: the checkpoint's exact logits.
+    Fp16,
+}
+
+/// Inputs per group of an int4 LM head.
+const INT4_HEAD_GROUP: usize = 64;
+
+impl LmHead {
+    /// The head `[out, in]` of `weight` (fp16 or f32) in this format.
+    fn build(self, weight: Tensor) -> Result<Box<dyn Projection>> {
+        match self {
+            LmHead::Fp16 => Ok(Box::new(crate::model::linear::DenseLinear::new(weight, None))),
+            LmHead::Int8 => {
+                let (rows, cols) = weight.dims2()?;
+                let values = weight.to_dtype(DType::F16)?.flatten_all()?.to_vec1::<half::f16>()?;
+                Ok(Box::new(Int8Linear::new(Int8Weight::quantize(&values, rows, cols)?, None)))
+            }
+            LmHead::Int4 => {
+                let (rows, cols) = weight.dims2()?;
+                let values = weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let quant = GroupQuant::quantize(&values, rows, cols, INT4_HEAD_GROUP);
+                Ok(Box::new(Int4Linear::new(quant.to_int4()?, None)))
+            }
+        }
+    }
+}
+
+/// The loader the weights of `files` need as stored: [`AwqLoader`] (with its LM head
+/// held as `head`) for an AWQ checkpoint (its `config.json` has an AWQ
+/// `quantization_config`), [`DenseLoader`] for a full-precision one; an error for a
+/// quantization stylevn cannot run.
+pub fn checkpoint_loader(files: &ModelFiles, head: LmHead) -> Result<Box<dyn LinearLoader>> {
     Ok(match AwqConfig::from_model_config(&files.config)? {
-        Some(config) => Box::new(AwqLoader { config }),
+        Some(config) => Box::new(AwqLoader { config, head }),
         None => Box::new(DenseLoader),
     })
 }
@@ -102,6 +147,11 @@ impl LinearLoader for AwqLoader {
         out_features: usize,
         bias: bool,
     ) -> Result<Box<dyn Projection>> {
+        if name == "lm_head" && in_features.is_multiple_of(PAIR) {
+            let dtype = self.table_dtype(vb.dtype());
+            let weight = vb.set_dtype(dtype).get((out_features, in_features), "weight")?;
+            return self.head.build(weight);
+        }
         if !name.starts_with("model.layers.") {
             let dtype = self.table_dtype(vb.dtype());
             let vb = vb.set_dtype(dtype);
@@ -143,6 +193,13 @@ impl LinearLoader for AwqLoader {
             DType::F32 => DType::F16,
             other => other,
         }
+    }
+
+    fn tied_head(&self, table: &Tensor) -> Result<Box<dyn Projection>> {
+        if !table.dim(1)?.is_multiple_of(PAIR) {
+            return DenseLoader.tied_head(table);
+        }
+        self.head.build(table.clone())
     }
 }
 

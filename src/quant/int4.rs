@@ -2,27 +2,31 @@
 //! matmul rather than AutoAWQ's GPU layout (the file format lives in `awq_gemm.rs`):
 //!
 //! - codes row-major `[out, in]`, eight per `u32`: element `8w + i` of a row sits in
-//!   bits `4i..4i+4` of word `w`; read as bytes, 16 bytes hold a block of 32
-//!   inputs, the even ones in the low nibbles and the odd ones in the high nibbles;
+//!   bits `4i..4i+4` of word `w`; read as bytes, byte `m` holds inputs `2m` (low
+//!   nibble) and `2m + 1` (high nibble), so 32 bytes unpack into the order of the
+//!   int8 activations' pairs of blocks (`int8_acts`) with two masks and a shift;
 //! - per `(row, group)` a scale `s` (an f16 value, widened) and an integer zero
 //!   point `z`, so `w = (q - z) * s`, exact in f32.
 //!
-//! Decoding (up to [`FUSED_MAX_TOKENS`] tokens) runs an integer kernel, as llama.cpp
-//! does for its 4-bit formats: each token's activations are rounded to int8 in
+//! Products run an integer kernel, as llama.cpp does for its 4-bit formats: each token's activations are rounded to int8 in
 //! blocks of 32 with one f32 step `d_b` each (`x̂ = d_b q̂`, at most `d_b / 2` off),
 //! and `y = Σ_b s_g d_b Σ_{k∈b} q_k q̂_k − Σ_g s_g z_g Σ_{k∈g} x̂_k`, where the inner
-//! sums are 32 u8×i8 products in two AVX2 instructions. The result is the exact
-//! product of the dequantized weight with `x̂`. Larger batches (prefill,
-//! perplexity) dequantize the matrix transiently and use the f32 GEMM on `x` itself,
-//! as do groups that are not a multiple of 32 (only tiny test models have them).
+//! sums are u8×i8 products (AVX2 `vpmaddubsw`, or AVX-512 VNNI `vpdpbusd` on 64 at
+//! once) and the group's scale multiplies once per group. The result is the exact
+//! product of the dequantized weight with `x̂`. The vector kernels take any number
+//! of tokens (prefill too: the weight is read once per range of rows for all of
+//! them); where only the portable kernel runs, batches above [`FUSED_MAX_TOKENS`]
+//! dequantize the matrix transiently and use the f32 GEMM on `x` itself, as do groups
+//! that are not a multiple of 32 (only tiny test models have them).
 
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use super::int8_acts::{fused_matmul, slot, Int8Acts, ACT_BLOCK, PAIR};
 use crate::{Error, Result};
 
-/// Token count up to which the fused int4 kernel runs; above it the matrix is
+/// Token count up to which the portable int4 kernel runs; above it the matrix is
 /// dequantized for the call and multiplied with the f32 GEMM.
 pub const FUSED_MAX_TOKENS: usize = 8;
 
@@ -123,88 +127,32 @@ impl Int4Weight {
 
     /// `x Wᵀ` for `x` row-major `[n, cols]`: `[n, rows]`.
     pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
-        if n > FUSED_MAX_TOKENS || !self.group.is_multiple_of(ACT_BLOCK) {
+        let kernels = row_kernel(self.group);
+        if (n > FUSED_MAX_TOKENS && !kernels.any_batch) || !self.group.is_multiple_of(ACT_BLOCK) {
             return dense_matmul(x, n, self.cols, &self.dequantize(), self.rows);
         }
-        let groups = self.groups();
-        let acts: Vec<Int8Acts> = x.chunks_exact(self.cols).map(|xt| Int8Acts::quantize(xt, self.group)).collect();
-        let kernel = row_kernel();
-        let words_per_row = self.cols / 8;
-        let rows_per_task = (self.rows / (rayon::current_num_threads() * 4)).max(8);
-        // Row-major [rows, n]: each task fills whole rows.
-        let mut y_rows = vec![0f32; self.rows * n];
-        y_rows.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(task, ys)| {
-            for (j, yr) in ys.chunks_exact_mut(n).enumerate() {
-                let r = task * rows_per_task + j;
-                let row = WeightRow {
-                    words: &self.words[r * words_per_row..(r + 1) * words_per_row],
-                    scales: &self.scales[r * groups..(r + 1) * groups],
-                    zeros: &self.zeros[r * groups..(r + 1) * groups],
-                };
-                for (y, a) in yr.iter_mut().zip(&acts) {
-                    *y = kernel(&row, a);
+        fused_matmul(x, n, self.cols, self.rows, self.group, |first, acts, out| {
+            let mut done = 0;
+            if let Some(quad) = kernels.quad {
+                while done + 4 <= out.len() {
+                    let r = first + done;
+                    out[done..done + 4].copy_from_slice(&quad([r, r + 1, r + 2, r + 3].map(|r| self.row(r)), acts));
+                    done += 4;
                 }
             }
-        });
-        if n == 1 {
-            return y_rows;
-        }
-        let mut y = vec![0f32; n * self.rows];
-        for (r, yr) in y_rows.chunks_exact(n).enumerate() {
-            for (t, v) in yr.iter().enumerate() {
-                y[t * self.rows + r] = *v;
+            for (j, y) in out.iter_mut().enumerate().skip(done) {
+                *y = (kernels.one)(&self.row(first + j), acts);
             }
-        }
-        y
-    }
-}
-
-/// Inputs per activation block of the integer kernel (one code block: 16 bytes).
-const ACT_BLOCK: usize = 32;
-
-/// One token's activations rounded to int8 for the integer kernel.
-#[derive(Debug)]
-struct Int8Acts {
-    /// Per block of 32 inputs: the 16 even inputs, then the 16 odd ones.
-    q: Vec<i8>,
-    /// Per block: the step `d_b = max |x| / 127`.
-    d: Vec<f32>,
-    /// Per group: `Σ x̂` (the zero points' term).
-    group_sums: Vec<f32>,
-}
-
-impl Int8Acts {
-    fn quantize(x: &[f32], group: usize) -> Self {
-        let blocks = x.len() / ACT_BLOCK;
-        let mut acts =
-            Int8Acts { q: vec![0; x.len()], d: Vec::with_capacity(blocks), group_sums: vec![0.0; x.len() / group] };
-        for (b, (xb, qb)) in x.chunks_exact(ACT_BLOCK).zip(acts.q.chunks_exact_mut(ACT_BLOCK)).enumerate() {
-            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (j, pair) in xb.chunks_exact(2).enumerate() {
-                let (even, odd) = ((pair[0] * inv).round() as i8, (pair[1] * inv).round() as i8);
-                qb[j] = even;
-                qb[ACT_BLOCK / 2 + j] = odd;
-                sum += even as i32 + odd as i32;
-            }
-            acts.d.push(d);
-            acts.group_sums[b * ACT_BLOCK / group] += d * sum as f32;
-        }
-        acts
+        })
     }
 
-    /// `x̂` in input order (tests).
-    #[cfg(test)]
-    fn dequantize(&self) -> Vec<f32> {
-        let half = ACT_BLOCK / 2;
-        (0..self.q.len())
-            .map(|k| {
-                let (b, i) = (k / ACT_BLOCK, k % ACT_BLOCK);
-                self.d[b] * self.q[b * ACT_BLOCK + (i % 2) * half + i / 2] as f32
-            })
-            .collect()
+    fn row(&self, r: usize) -> WeightRow<'_> {
+        let (groups, words_per_row) = (self.groups(), self.cols / 8);
+        WeightRow {
+            words: &self.words[r * words_per_row..(r + 1) * words_per_row],
+            scales: &self.scales[r * groups..(r + 1) * groups],
+            zeros: &self.zeros[r * groups..(r + 1) * groups],
+        }
     }
 }
 
@@ -229,15 +177,48 @@ fn dense_matmul(x: &[f32], n: usize, cols: usize, w: &[f32], rows: usize) -> Vec
 
 /// One output: the dot product of a weight row with one token's int8 activations.
 type RowKernel = fn(&WeightRow, &Int8Acts) -> f32;
+/// Four outputs at once: four rows' dot products with one token's activations,
+/// their sums in independent registers.
+type QuadKernel = fn([WeightRow; 4], &Int8Acts) -> [f32; 4];
 
-fn row_kernel() -> RowKernel {
-    static KERNEL: OnceLock<RowKernel> = OnceLock::new();
+/// The kernels this CPU runs for one group size.
+#[derive(Clone, Copy)]
+struct Kernels {
+    one: RowKernel,
+    quad: Option<QuadKernel>,
+    /// Whether batches of any size run these kernels (faster than dequantizing).
+    any_batch: bool,
+    name: &'static str,
+}
+
+/// The kernel [`Int4Weight::matmul`] runs for a few tokens of a matrix in groups of
+/// `group` on this CPU, as benchmark rows name it.
+pub fn kernel_name(group: usize) -> &'static str {
+    row_kernel(group).name
+}
+
+/// The vector kernels read pairs of blocks under one scale: groups of a multiple of
+/// 64 inputs. Other groups (32; tiny test models) run the portable kernel.
+fn row_kernel(group: usize) -> Kernels {
+    static KERNEL: OnceLock<Kernels> = OnceLock::new();
+    let portable = Kernels { one: row_portable, quad: None, any_batch: false, name: "int4 portable" };
+    if !group.is_multiple_of(PAIR) {
+        return portable;
+    }
     *KERNEL.get_or_init(|| {
+        let cpu = crate::cpu::features();
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return row_avx2_entry;
+        {
+            if cpu.avx512_vnni {
+                let quad = Some(quad_vnni_entry as QuadKernel);
+                return Kernels { one: row_vnni_entry, quad, any_batch: true, name: "int4 avx512-vnni x4 rows" };
+            }
+            if cpu.avx2_fma {
+                return Kernels { one: row_avx2_entry, quad: None, any_batch: true, name: "int4 avx2" };
+            }
         }
-        row_portable
+        let _ = cpu;
+        portable
     })
 }
 
@@ -247,62 +228,132 @@ fn zero_term(row: &WeightRow, acts: &Int8Acts) -> f32 {
 }
 
 fn row_portable(row: &WeightRow, acts: &Int8Acts) -> f32 {
+    let cols = acts.q.len();
     let blocks_per_group = acts.d.len() / row.scales.len();
-    let half = ACT_BLOCK / 2;
-    let mut y = 0f32;
-    for (b, (words, q)) in row.words.chunks_exact(ACT_BLOCK / 8).zip(acts.q.chunks_exact(ACT_BLOCK)).enumerate() {
-        let mut dot = 0i32;
-        for j in 0..half {
-            let byte = (words[j / 4] >> (8 * (j % 4))) & 0xFF;
-            dot += (byte & 0xF) as i32 * q[j] as i32 + (byte >> 4) as i32 * q[half + j] as i32;
-        }
-        y += row.scales[b / blocks_per_group] * acts.d[b] * dot as f32;
-    }
+    let y: f32 = (0..acts.d.len())
+        .map(|b| {
+            let dot: i32 = (b * ACT_BLOCK..(b + 1) * ACT_BLOCK)
+                .map(|k| ((row.words[k / 8] >> (4 * (k % 8))) & 0xF) as i32 * acts.q[slot(k, cols)] as i32)
+                .sum();
+            row.scales[b / blocks_per_group] * acts.d[b] * dot as f32
+        })
+        .sum();
     y - zero_term(row, acts)
 }
 
 #[cfg(target_arch = "x86_64")]
 fn row_avx2_entry(row: &WeightRow, acts: &Int8Acts) -> f32 {
-    // SAFETY: selected only after runtime detection of AVX2 and FMA; `matmul` gives
-    // every row cols/8 words and every token cols activations in whole blocks.
+    // SAFETY: selected only where AVX2 and FMA were detected, for groups of a multiple
+    // of 64; `matmul` gives every row cols/8 words and every token cols activations.
     unsafe { row_avx2(row, acts) }
 }
 
+/// Per pair of blocks: their 32 code bytes masked into low and high nibbles (the
+/// activations' order), two `vpmaddubsw` (u8 x i8, pairs summed in i16, at most
+/// 2 x 15 x 127 each), their sum widened to 8 i32 lanes, four per block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_avx2(row: &WeightRow, acts: &Int8Acts) -> f32 {
     use std::arch::x86_64::*;
-    let blocks_per_group = acts.d.len() / row.scales.len();
-    let codes = row.words.as_ptr() as *const __m128i;
+    let pairs_per_group = acts.d.len() / 2 / row.scales.len();
+    let codes = row.words.as_ptr() as *const __m256i;
     let xq = acts.q.as_ptr() as *const __m256i;
-    let d = acts.d.as_ptr();
-    // Block b's 32 products, summed in pairs of lanes into 8 i32 and widened to f32.
-    let block = |b: usize| {
-        let low = _mm_set1_epi8(0x0F);
-        let bytes = _mm_loadu_si128(codes.add(b));
-        let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low), _mm_and_si128(bytes, low));
-        let pairs = _mm256_maddubs_epi16(q, _mm256_loadu_si256(xq.add(b)));
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-    };
-    // Two accumulators keep consecutive blocks' FMAs independent.
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let pair_d = acts.pair_d.as_ptr();
+    let (low, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
+    let mut acc = _mm256_setzero_ps();
     for (g, &scale) in row.scales.iter().enumerate() {
-        let first = g * blocks_per_group;
-        let mut k = 0;
-        while k + 2 <= blocks_per_group {
-            let b = first + k;
-            acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(scale * *d.add(b)), acc0);
-            acc1 = _mm256_fmadd_ps(block(b + 1), _mm256_set1_ps(scale * *d.add(b + 1)), acc1);
-            k += 2;
+        let mut group_acc = _mm256_setzero_ps();
+        for p in g * pairs_per_group..(g + 1) * pairs_per_group {
+            let bytes = _mm256_loadu_si256(codes.add(p));
+            let lo = _mm256_and_si256(bytes, low);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);
+            let sums = _mm256_add_epi16(
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256(xq.add(2 * p))),
+                _mm256_maddubs_epi16(hi, _mm256_loadu_si256(xq.add(2 * p + 1))),
+            );
+            let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, ones));
+            group_acc = _mm256_fmadd_ps(sums, _mm256_loadu_ps(pair_d.add(16 * p)), group_acc);
         }
-        if k < blocks_per_group {
-            let b = first + k;
-            acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(scale * *d.add(b)), acc0);
-        }
+        acc = _mm256_fmadd_ps(group_acc, _mm256_set1_ps(scale), acc);
     }
     let mut lanes = [0f32; 8];
-    _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1));
+    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
     lanes.iter().sum::<f32>() - zero_term(row, acts)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn row_vnni_entry(row: &WeightRow, acts: &Int8Acts) -> f32 {
+    // SAFETY: selected only where AVX-512 F/BW/VL and VNNI were detected, for groups
+    // of a multiple of 64; `matmul` gives every row cols/8 words and every token
+    // cols activations.
+    unsafe { row_vnni(row, acts) }
+}
+
+/// Per pair of blocks: their 32 code bytes broadcast to both halves of a 512-bit
+/// vector, the upper half shifted by a nibble, masked (low nibbles, then high ones:
+/// the activations' order), and one `vpdpbusd` sums the 64 products in fours into
+/// 16 i32 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn row_vnni(row: &WeightRow, acts: &Int8Acts) -> f32 {
+    use std::arch::x86_64::*;
+    let pairs_per_group = acts.d.len() / 2 / row.scales.len();
+    let codes = row.words.as_ptr() as *const __m256i;
+    let xq = acts.q.as_ptr() as *const __m512i;
+    let pair_d = acts.pair_d.as_ptr();
+    let low = _mm512_set1_epi8(0x0F);
+    let shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    let mut acc = _mm512_setzero_ps();
+    for (g, &scale) in row.scales.iter().enumerate() {
+        let mut group_acc = _mm512_setzero_ps();
+        for p in g * pairs_per_group..(g + 1) * pairs_per_group {
+            let bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(codes.add(p)));
+            let q = _mm512_and_si512(_mm512_srlv_epi64(bytes, shifts), low);
+            let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq.add(p)));
+            group_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_loadu_ps(pair_d.add(16 * p)), group_acc);
+        }
+        acc = _mm512_fmadd_ps(group_acc, _mm512_set1_ps(scale), acc);
+    }
+    _mm512_reduce_add_ps(acc) - zero_term(row, acts)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn quad_vnni_entry(rows: [WeightRow; 4], acts: &Int8Acts) -> [f32; 4] {
+    // SAFETY: as `row_vnni_entry`, for four rows of the same matrix.
+    unsafe { quad_vnni(rows, acts) }
+}
+
+/// [`row_vnni`] on four rows at once: each pair's activations and steps are loaded
+/// once for the four, and the four sums are independent chains.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn quad_vnni(rows: [WeightRow; 4], acts: &Int8Acts) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let groups = rows[0].scales.len();
+    let pairs_per_group = acts.d.len() / 2 / groups;
+    let codes = rows.each_ref().map(|r| r.words.as_ptr() as *const __m256i);
+    let xq = acts.q.as_ptr() as *const __m512i;
+    let pair_d = acts.pair_d.as_ptr();
+    let low = _mm512_set1_epi8(0x0F);
+    let shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    let mut acc = [_mm512_setzero_ps(); 4];
+    for g in 0..groups {
+        let mut group_acc = [_mm512_setzero_ps(); 4];
+        for p in g * pairs_per_group..(g + 1) * pairs_per_group {
+            let x = _mm512_loadu_si512(xq.add(p));
+            let d = _mm512_loadu_ps(pair_d.add(16 * p));
+            for i in 0..4 {
+                let bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(codes[i].add(p)));
+                let q = _mm512_and_si512(_mm512_srlv_epi64(bytes, shifts), low);
+                let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
+                group_acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), d, group_acc[i]);
+            }
+        }
+        for i in 0..4 {
+            acc[i] = _mm512_fmadd_ps(group_acc[i], _mm512_set1_ps(rows[i].scales[g]), acc[i]);
+        }
+    }
+    [0, 1, 2, 3].map(|i| _mm512_reduce_add_ps(acc[i]) - zero_term(&rows[i], acts))
 }
 
 #[cfg(test)]
@@ -330,32 +381,26 @@ mod tests {
     }
 
     #[test]
-    fn activations_round_to_int8_within_half_a_step() {
-        let x: Vec<f32> = (0..128).map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0 * (1 + i / 32) as f32).collect();
-        let acts = Int8Acts::quantize(&x, 64);
-        assert_eq!((acts.d.len(), acts.group_sums.len()), (4, 2));
-        assert_eq!(acts.d[0], 2.0 / 127.0, "block 0's largest magnitude is 14/7");
-        for (k, (xh, xv)) in acts.dequantize().iter().zip(&x).enumerate() {
-            assert!((xh - xv).abs() <= acts.d[k / 32] / 2.0 * 1.0001, "input {k}: {xh} vs {xv}");
-        }
-        // x[0] = -2 is the block's extreme: exactly -127 steps; x[1] = (13 - 14)/7.
-        assert_eq!((acts.q[0], acts.q[16]), (-127, (-1.0f32 / 7.0 / acts.d[0]).round() as i8));
-        let sums: Vec<f32> = acts.dequantize().chunks(64).map(|g| g.iter().sum()).collect();
-        for (a, b) in acts.group_sums.iter().zip(&sums) {
-            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-        }
-    }
-
-    #[test]
     fn kernels_equal_the_dense_product_of_the_rounded_activations() {
-        for (rows, cols, group, n) in [(5, 64, 64, 1), (40, 128, 32, 3), (17, 192, 64, 8), (9, 256, 128, 2)] {
+        for (rows, cols, group, n) in [
+            (5, 64, 64, 1),
+            (7, 96, 32, 1),
+            (6, 896, 128, 1),
+            (9, 128, 64, 20),
+            (40, 128, 32, 3),
+            (17, 192, 64, 8),
+            (9, 256, 128, 2),
+        ] {
             let w = sample(rows, cols, group);
             let x: Vec<f32> = (0..n * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 14.0).collect();
             let x_hat: Vec<f32> =
                 x.chunks_exact(cols).flat_map(|xt| Int8Acts::quantize(xt, group).dequantize()).collect();
             let want = dense_matmul(&x_hat, n, cols, &w.dequantize(), rows);
+            // Only the portable kernel leaves large batches to the exact f32 product.
+            let exact = n > FUSED_MAX_TOKENS && !row_kernel(group).any_batch;
+            let want_batch = if exact { dense_matmul(&x, n, cols, &w.dequantize(), rows) } else { want.clone() };
             let got = w.matmul(&x, n);
-            for (a, b) in got.iter().zip(&want) {
+            for (a, b) in got.iter().zip(&want_batch) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{rows}x{cols}/{group} n={n}: {a} vs {b}");
             }
             let row = WeightRow {
@@ -363,8 +408,30 @@ mod tests {
                 scales: &w.scales[..cols / group],
                 zeros: &w.zeros[..cols / group],
             };
-            let portable = row_portable(&row, &Int8Acts::quantize(&x[..cols], group));
-            assert!((portable - want[0]).abs() <= 1e-4 * (1.0 + want[0].abs()));
+            let acts = Int8Acts::quantize(&x[..cols], group);
+            let mut kernels: Vec<(RowKernel, &str)> = vec![(row_portable, "portable")];
+            #[cfg(target_arch = "x86_64")]
+            if group.is_multiple_of(PAIR) {
+                let cpu = crate::cpu::features();
+                if cpu.avx2_fma {
+                    kernels.push((row_avx2_entry, "avx2"));
+                }
+                if cpu.avx512_vnni {
+                    kernels.push((row_vnni_entry, "vnni"));
+                }
+            }
+            for (kernel, name) in kernels {
+                let got = kernel(&row, &acts);
+                assert!((got - want[0]).abs() <= 1e-4 * (1.0 + want[0].abs()), "{name}: {got} vs {}", want[0]);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if rows >= 4 && group.is_multiple_of(PAIR) && crate::cpu::features().avx512_vnni {
+                let got = quad_vnni_entry([0, 1, 2, 3].map(|r| w.row(r)), &acts);
+                for (r, g) in got.iter().enumerate() {
+                    let want = want[r];
+                    assert!((g - want).abs() <= 1e-4 * (1.0 + want.abs()), "quad row {r}: {g} vs {want}");
+                }
+            }
         }
     }
 

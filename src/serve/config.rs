@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub port: u16,
     /// Compute dtype: `f32` or `f16`.
     pub dtype: ComputeDtype,
+    /// How a 4-bit checkpoint's LM head is held: `int8`, `int4` or `fp16`.
+    pub lm_head: crate::quant::LmHead,
     /// Most sequences decoded together.
     pub max_num_seqs: usize,
     /// Most tokens (prompt + output) per sequence.
@@ -123,6 +125,7 @@ impl Default for ServeConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8000,
             dtype: ComputeDtype::F32,
+            lm_head: crate::quant::LmHead::default(),
             max_num_seqs: engine.max_num_seqs,
             max_model_len: engine.max_model_len,
             max_queue: engine.max_queue,

@@ -26,6 +26,8 @@ pub enum Backend {
         model: String,
         /// Compute dtype.
         dtype: DType,
+        /// How a 4-bit checkpoint's LM head is held.
+        lm_head: crate::quant::LmHead,
         /// Engine limits.
         engine: EngineConfig,
     },
@@ -130,9 +132,9 @@ impl Server {
 
 fn load_backend(options: &ServeOptions, state: &AppState, engine_slot: &Mutex<Option<EngineHandle>>) -> Result<()> {
     match &options.backend {
-        Backend::Local { model, dtype, engine } => {
+        Backend::Local { model, dtype, lm_head, engine } => {
             tracing::info!(model = %model, "loading");
-            let chat_model = Arc::new(ChatModel::load(model, *dtype)?);
+            let chat_model = Arc::new(ChatModel::load(model, *dtype, *lm_head)?);
             let handle = EngineHandle::start(chat_model.clone(), engine.clone(), state.metrics.clone())?;
             *engine_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.clone());
             let service = Arc::new(LocalChatService::new(handle, chat_model, options.defaults.clone())?);

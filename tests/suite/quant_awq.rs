@@ -12,7 +12,7 @@ use common::{golden, root};
 use sha2::{Digest, Sha256};
 use stylevn::model::tiny::{uniform, TINY_MODELS};
 use stylevn::model::{load_transformer, LogitsAt, Mode, ModelFiles, Transformer};
-use stylevn::quant::{checkpoint_loader, quantize_model, ClipGrid, QuantMethod, QuantizeOptions};
+use stylevn::quant::{checkpoint_loader, quantize_model, ClipGrid, LmHead, QuantMethod, QuantizeOptions};
 
 /// Deterministic calibration sequences of token ids for the 160-token fixtures.
 fn calibration() -> Vec<Vec<u32>> {
@@ -35,8 +35,12 @@ fn quantize(spec: usize, method: QuantMethod, group: usize, out: &Path) -> style
 
 /// Loads `dir` with the loader its weights need, as `generate`, `eval` and `serve` do.
 fn load(dir: &Path) -> Transformer {
+    load_with_head(dir, LmHead::default())
+}
+
+fn load_with_head(dir: &Path, head: LmHead) -> Transformer {
     let files = ModelFiles::from_dir(dir).unwrap();
-    load_transformer(&files, DType::F32, &Device::Cpu, checkpoint_loader(&files).unwrap().as_ref()).unwrap()
+    load_transformer(&files, DType::F32, &Device::Cpu, checkpoint_loader(&files, head).unwrap().as_ref()).unwrap()
 }
 
 fn logits(model: &Transformer, tokens: &[u32]) -> Tensor {
@@ -147,4 +151,33 @@ fn group_size_is_reduced_to_fit_and_the_directory_decodes() {
     let want = all.get(tokens.len() - 1).unwrap();
     let diff = (last.unwrap() - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 1e-4, "{diff}");
+}
+
+#[test]
+fn lm_head_formats_keep_the_logits_within_their_rounding() {
+    // tiny-qwen2 has its own head; tiny-qwen2-tied's head is its embedding table.
+    for spec in [0, 1] {
+        let out = tempfile::tempdir().unwrap();
+        quantize(spec, QuantMethod::Rtn, 32, out.path());
+        let [fp16, int8, int4] = [LmHead::Fp16, LmHead::Int8, LmHead::Int4].map(|h| load_with_head(out.path(), h));
+        let (vocab, hidden) = (fp16.config().vocab_size, fp16.config().hidden_size);
+        let bytes = |m: &Transformer| m.lm_head.stored_bytes().unwrap();
+        assert_eq!(bytes(&fp16), vocab * hidden * 2);
+        assert_eq!(bytes(&int8), vocab * hidden + vocab * hidden / 64 * 4);
+        assert_eq!(bytes(&int4), vocab * hidden / 2 + vocab * hidden / 64 * 8);
+        let (mut e8, mut e4, mut norm) = (0.0, 0.0, 0.0);
+        for seq in calibration() {
+            let want = logits(&fp16, &seq);
+            norm += want.sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+            e8 += mse(&logits(&int8, &seq), &want);
+            e4 += mse(&logits(&int4, &seq), &want);
+        }
+        let (e8, e4) = ((e8 / norm).sqrt(), (e4 / norm).sqrt());
+        let name = TINY_MODELS[spec].name;
+        // int8 rounds weights and activations to 1/254 of their block's largest
+        // magnitude; int4 weights to 1/30 of their group's range.
+        assert!(e8 < 0.01, "{name}: int8 head's relative logit error {e8}");
+        assert!(e4 < 0.15, "{name}: int4 head's relative logit error {e4}");
+        assert!(e8 * 4.0 < e4, "{name}: int8 {e8} vs int4 {e4}");
+    }
 }

@@ -12,6 +12,7 @@ use common::{fetched, floats, golden, ids};
 use serde_json::{json, Value};
 use stylevn::generate::{generate, ChatModel, GenerateOptions};
 use stylevn::model::{LogitsAt, Mode, ModelFiles};
+use stylevn::quant::LmHead;
 use stylevn::serve::prompt::render_prompt;
 use stylevn::tokenize::{template_row, ChatRecord, ChatTemplate};
 
@@ -91,7 +92,7 @@ fn training_rows_hold_the_served_prompts_and_assistant_spans() {
 /// One load for both engine checks: the f32 model is 2 GB.
 #[test]
 fn logits_and_greedy_tokens_equal_transformers() {
-    let model = ChatModel::load(fetched(MODEL).to_str().unwrap(), DType::F32).unwrap();
+    let model = ChatModel::load(fetched(MODEL).to_str().unwrap(), DType::F32, LmHead::default()).unwrap();
     let sampled = ids(&golden("qwen_logits.json")["sampled_ids"]);
     for chat in chats() {
         let name = chat["name"].as_str().unwrap();

@@ -33,7 +33,10 @@ fn user(text: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_engine_matches_sequential_generation() {
     let dir = tiny_model();
-    let model = Arc::new(ChatModel::load(&dir.path().display().to_string(), candle_core::DType::F32).unwrap());
+    let model = Arc::new(
+        ChatModel::load(&dir.path().display().to_string(), candle_core::DType::F32, stylevn::quant::LmHead::default())
+            .unwrap(),
+    );
     let config = EngineConfig { max_batch_tokens: 48, ..EngineConfig::default() };
     let engine = EngineHandle::start(model.clone(), config, Arc::new(Metrics::default())).unwrap();
     let system = "<|im_start|>system\nBạn là trợ lý của shop thời trang StyleVN, trả lời lịch sự.<|im_end|>\n";

@@ -73,7 +73,12 @@ pub fn http() -> reqwest::Client {
 pub fn options(model: &Path, engine: EngineConfig) -> ServeOptions {
     ServeOptions {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        backend: Backend::Local { model: model.display().to_string(), dtype: DType::F32, engine },
+        backend: Backend::Local {
+            model: model.display().to_string(),
+            dtype: DType::F32,
+            lm_head: stylevn::quant::LmHead::default(),
+            engine,
+        },
         served_model_name: "tiny".into(),
         api_key: None,
         defaults: GenerationDefaults {

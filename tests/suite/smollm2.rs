@@ -9,10 +9,11 @@ use candle_core::{DType, IndexOp};
 use common::{fetched, floats, golden, ids};
 use stylevn::generate::ChatModel;
 use stylevn::model::{LogitsAt, Mode};
+use stylevn::quant::LmHead;
 
 fn smollm2() -> ChatModel {
     let dir = fetched("smollm2-135m-instruct");
-    ChatModel::load(dir.to_str().unwrap(), DType::F32).unwrap()
+    ChatModel::load(dir.to_str().unwrap(), DType::F32, LmHead::default()).unwrap()
 }
 
 #[test]
