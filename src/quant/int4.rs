@@ -131,19 +131,66 @@ impl Int4Weight {
         if (n > FUSED_MAX_TOKENS && !kernels.any_batch) || !self.group.is_multiple_of(ACT_BLOCK) {
             return dense_matmul(x, n, self.cols, &self.dequantize(), self.rows);
         }
-        fused_matmul(x, n, self.cols, self.rows, self.group, |first, acts, out| {
+        fused_matmul(x, n, self.cols, self.rows, self.group, |first, acts, ys| {
+            let count = ys.len() / n;
             let mut done = 0;
-            if let Some(quad) = kernels.quad {
-                while done + 4 <= out.len() {
-                    let r = first + done;
-                    out[done..done + 4].copy_from_slice(&quad([r, r + 1, r + 2, r + 3].map(|r| self.row(r)), acts));
-                    done += 4;
+            match (kernels.quad, kernels.unpacked) {
+                (_, Some(unpacked)) if n >= UNPACK_MIN_TOKENS => {
+                    let codes = self.unpack_rows(first, count);
+                    let row_bytes = self.cols;
+                    while done + 4 <= count {
+                        let rows = [0, 1, 2, 3].map(|i| UnpackedRow {
+                            codes: &codes[(done + i) * row_bytes..(done + i + 1) * row_bytes],
+                            packed: self.row(first + done + i),
+                        });
+                        for (t, a) in acts.iter().enumerate() {
+                            let y = unpacked(&rows, a);
+                            for (i, v) in y.iter().enumerate() {
+                                ys[(done + i) * n + t] = *v;
+                            }
+                        }
+                        done += 4;
+                    }
+                }
+                (Some(quad), _) => {
+                    while done + 4 <= count {
+                        let rows = [0, 1, 2, 3].map(|i| self.row(first + done + i));
+                        for (t, a) in acts.iter().enumerate() {
+                            for (i, v) in quad(&rows, a).iter().enumerate() {
+                                ys[(done + i) * n + t] = *v;
+                            }
+                        }
+                        done += 4;
+                    }
+                }
+                _ => {}
+            }
+            for j in done..count {
+                let row = self.row(first + j);
+                for (t, a) in acts.iter().enumerate() {
+                    ys[j * n + t] = (kernels.one)(&row, a);
                 }
             }
-            for (j, y) in out.iter_mut().enumerate().skip(done) {
-                *y = (kernels.one)(&self.row(first + j), acts);
-            }
         })
+    }
+
+    /// Rows `first..first + count` with each pair of blocks' 32 code bytes split into
+    /// 64 bytes, low nibbles then high nibbles: the activations' order, one code a byte.
+    fn unpack_rows(&self, first: usize, count: usize) -> Vec<u8> {
+        let words_per_row = self.cols / 8;
+        let words = &self.words[first * words_per_row..(first + count) * words_per_row];
+        let mut out = vec![0u8; count * self.cols];
+        for (pair, codes) in words.chunks_exact(PAIR / 8).zip(out.chunks_exact_mut(PAIR)) {
+            let (low, high) = codes.split_at_mut(PAIR / 2);
+            for (w, (lo, hi)) in pair.iter().zip(low.chunks_exact_mut(4).zip(high.chunks_exact_mut(4))) {
+                let bytes = w.to_le_bytes();
+                for k in 0..4 {
+                    lo[k] = bytes[k] & 0xF;
+                    hi[k] = bytes[k] >> 4;
+                }
+            }
+        }
+        out
     }
 
     fn row(&self, r: usize) -> WeightRow<'_> {
@@ -179,13 +226,26 @@ fn dense_matmul(x: &[f32], n: usize, cols: usize, w: &[f32], rows: usize) -> Vec
 type RowKernel = fn(&WeightRow, &Int8Acts) -> f32;
 /// Four outputs at once: four rows' dot products with one token's activations,
 /// their sums in independent registers.
-type QuadKernel = fn([WeightRow; 4], &Int8Acts) -> [f32; 4];
+type QuadKernel = fn(&[WeightRow; 4], &Int8Acts) -> [f32; 4];
+/// [`QuadKernel`] on rows whose codes were unpacked to a byte each beforehand
+/// (batches: unpacked once per range of rows, read for every token).
+type UnpackedKernel = fn(&[UnpackedRow; 4], &Int8Acts) -> [f32; 4];
+
+/// Batches of at least this many tokens unpack their rows' codes once per task.
+const UNPACK_MIN_TOKENS: usize = 4;
+
+/// A row whose codes are unpacked to one byte each in the activations' order.
+struct UnpackedRow<'a> {
+    codes: &'a [u8],
+    packed: WeightRow<'a>,
+}
 
 /// The kernels this CPU runs for one group size.
 #[derive(Clone, Copy)]
 struct Kernels {
     one: RowKernel,
     quad: Option<QuadKernel>,
+    unpacked: Option<UnpackedKernel>,
     /// Whether batches of any size run these kernels (faster than dequantizing).
     any_batch: bool,
     name: &'static str,
@@ -201,7 +261,7 @@ pub fn kernel_name(group: usize) -> &'static str {
 /// 64 inputs. Other groups (32; tiny test models) run the portable kernel.
 fn row_kernel(group: usize) -> Kernels {
     static KERNEL: OnceLock<Kernels> = OnceLock::new();
-    let portable = Kernels { one: row_portable, quad: None, any_batch: false, name: "int4 portable" };
+    let portable = Kernels { one: row_portable, quad: None, unpacked: None, any_batch: false, name: "int4 portable" };
     if !group.is_multiple_of(PAIR) {
         return portable;
     }
@@ -210,11 +270,22 @@ fn row_kernel(group: usize) -> Kernels {
         #[cfg(target_arch = "x86_64")]
         {
             if cpu.avx512_vnni {
-                let quad = Some(quad_vnni_entry as QuadKernel);
-                return Kernels { one: row_vnni_entry, quad, any_batch: true, name: "int4 avx512-vnni x4 rows" };
+                return Kernels {
+                    one: row_vnni_entry,
+                    quad: Some(quad_vnni_entry),
+                    unpacked: Some(unpacked_vnni_entry),
+                    any_batch: true,
+                    name: "int4 avx512-vnni x4 rows",
+                };
             }
             if cpu.avx2_fma {
-                return Kernels { one: row_avx2_entry, quad: None, any_batch: true, name: "int4 avx2" };
+                return Kernels {
+                    one: row_avx2_entry,
+                    quad: None,
+                    unpacked: Some(unpacked_avx2_entry),
+                    any_batch: true,
+                    name: "int4 avx2",
+                };
             }
         }
         let _ = cpu;
@@ -318,7 +389,7 @@ unsafe fn row_vnni(row: &WeightRow, acts: &Int8Acts) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn quad_vnni_entry(rows: [WeightRow; 4], acts: &Int8Acts) -> [f32; 4] {
+fn quad_vnni_entry(rows: &[WeightRow; 4], acts: &Int8Acts) -> [f32; 4] {
     // SAFETY: as `row_vnni_entry`, for four rows of the same matrix.
     unsafe { quad_vnni(rows, acts) }
 }
@@ -327,7 +398,7 @@ fn quad_vnni_entry(rows: [WeightRow; 4], acts: &Int8Acts) -> [f32; 4] {
 /// once for the four, and the four sums are independent chains.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
-unsafe fn quad_vnni(rows: [WeightRow; 4], acts: &Int8Acts) -> [f32; 4] {
+unsafe fn quad_vnni(rows: &[WeightRow; 4], acts: &Int8Acts) -> [f32; 4] {
     use std::arch::x86_64::*;
     let groups = rows[0].scales.len();
     let pairs_per_group = acts.d.len() / 2 / groups;
@@ -354,6 +425,85 @@ unsafe fn quad_vnni(rows: [WeightRow; 4], acts: &Int8Acts) -> [f32; 4] {
         }
     }
     [0, 1, 2, 3].map(|i| _mm512_reduce_add_ps(acc[i]) - zero_term(&rows[i], acts))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn unpacked_vnni_entry(rows: &[UnpackedRow; 4], acts: &Int8Acts) -> [f32; 4] {
+    // SAFETY: as `quad_vnni_entry`; each unpacked row holds cols bytes.
+    unsafe { unpacked_vnni(rows, acts) }
+}
+
+/// [`quad_vnni`] on unpacked codes: one load a pair and row instead of the unpacking.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn unpacked_vnni(rows: &[UnpackedRow; 4], acts: &Int8Acts) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let groups = rows[0].packed.scales.len();
+    let pairs_per_group = acts.d.len() / 2 / groups;
+    let codes = rows.each_ref().map(|r| r.codes.as_ptr() as *const __m512i);
+    let xq = acts.q.as_ptr() as *const __m512i;
+    let pair_d = acts.pair_d.as_ptr();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    for g in 0..groups {
+        let mut group_acc = [_mm512_setzero_ps(); 4];
+        for p in g * pairs_per_group..(g + 1) * pairs_per_group {
+            let x = _mm512_loadu_si512(xq.add(p));
+            let d = _mm512_loadu_ps(pair_d.add(16 * p));
+            for i in 0..4 {
+                let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(codes[i].add(p)), x);
+                group_acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), d, group_acc[i]);
+            }
+        }
+        for i in 0..4 {
+            acc[i] = _mm512_fmadd_ps(group_acc[i], _mm512_set1_ps(rows[i].packed.scales[g]), acc[i]);
+        }
+    }
+    [0, 1, 2, 3].map(|i| _mm512_reduce_add_ps(acc[i]) - zero_term(&rows[i].packed, acts))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn unpacked_avx2_entry(rows: &[UnpackedRow; 4], acts: &Int8Acts) -> [f32; 4] {
+    // SAFETY: selected only where AVX2 and FMA were detected, for groups of a multiple
+    // of 64; each unpacked row holds cols bytes and each token cols activations.
+    unsafe { unpacked_avx2(rows, acts) }
+}
+
+/// Four unpacked rows with AVX2: per pair, two `vpmaddubsw` a row on the shared
+/// activations (low nibbles with the even inputs, high with the odd).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn unpacked_avx2(rows: &[UnpackedRow; 4], acts: &Int8Acts) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let groups = rows[0].packed.scales.len();
+    let pairs_per_group = acts.d.len() / 2 / groups;
+    let codes = rows.each_ref().map(|r| r.codes.as_ptr() as *const __m256i);
+    let xq = acts.q.as_ptr() as *const __m256i;
+    let pair_d = acts.pair_d.as_ptr();
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for g in 0..groups {
+        let mut group_acc = [_mm256_setzero_ps(); 4];
+        for p in g * pairs_per_group..(g + 1) * pairs_per_group {
+            let (x0, x1) = (_mm256_loadu_si256(xq.add(2 * p)), _mm256_loadu_si256(xq.add(2 * p + 1)));
+            let d = _mm256_loadu_ps(pair_d.add(16 * p));
+            for i in 0..4 {
+                let sums = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(_mm256_loadu_si256(codes[i].add(2 * p)), x0),
+                    _mm256_maddubs_epi16(_mm256_loadu_si256(codes[i].add(2 * p + 1)), x1),
+                );
+                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, ones));
+                group_acc[i] = _mm256_fmadd_ps(sums, d, group_acc[i]);
+            }
+        }
+        for i in 0..4 {
+            acc[i] = _mm256_fmadd_ps(group_acc[i], _mm256_set1_ps(rows[i].packed.scales[g]), acc[i]);
+        }
+    }
+    [0, 1, 2, 3].map(|i| {
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[i]);
+        lanes.iter().sum::<f32>() - zero_term(&rows[i].packed, acts)
+    })
 }
 
 #[cfg(test)]
@@ -426,7 +576,7 @@ mod tests {
             }
             #[cfg(target_arch = "x86_64")]
             if rows >= 4 && group.is_multiple_of(PAIR) && crate::cpu::features().avx512_vnni {
-                let got = quad_vnni_entry([0, 1, 2, 3].map(|r| w.row(r)), &acts);
+                let got = quad_vnni_entry(&[0, 1, 2, 3].map(|r| w.row(r)), &acts);
                 for (r, g) in got.iter().enumerate() {
                     let want = want[r];
                     assert!((g - want).abs() <= 1e-4 * (1.0 + want.abs()), "quad row {r}: {g} vs {want}");

@@ -74,14 +74,16 @@ impl Int8Weight {
     pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
         let kernel = row_kernel().0;
         let pairs = self.cols / PAIR;
-        fused_matmul(x, n, self.cols, self.rows, self.cols, |first, acts, out| {
-            for (j, y) in out.iter_mut().enumerate() {
+        fused_matmul(x, n, self.cols, self.rows, self.cols, |first, acts, ys| {
+            for (j, yr) in ys.chunks_exact_mut(acts.len()).enumerate() {
                 let r = first + j;
                 let row = Row {
                     codes: &self.codes[r * self.cols..(r + 1) * self.cols],
                     scales: &self.scales[r * pairs..(r + 1) * pairs],
                 };
-                *y = kernel(&row, acts);
+                for (y, a) in yr.iter_mut().zip(acts) {
+                    *y = kernel(&row, a);
+                }
             }
         })
     }

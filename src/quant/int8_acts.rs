@@ -86,36 +86,25 @@ fn round_small(v: f32) -> f32 {
 
 /// `x Wᵀ` for `x` row-major `[n, cols]` through an integer kernel: each token's
 /// activations are rounded once ([`Int8Acts::quantize`] with sums over `group`),
-/// then `rows_dot(first, acts, out)` fills `out` with outputs `first..first +
-/// out.len()` of one token. Rows are split across the rayon pool in ranges, each
-/// range's weights read for all `n` tokens while they are in cache. Returns `[n, rows]`.
+/// then rows are split across the rayon pool in ranges and `task(first, acts, ys)`
+/// fills `ys`, the outputs of rows `first..` for every token, row-major `[rows of
+/// the range, n]`; a range's weights stay in cache across the tokens. Returns `[n, rows]`.
 pub fn fused_matmul(
     x: &[f32],
     n: usize,
     cols: usize,
     rows: usize,
     group: usize,
-    rows_dot: impl Fn(usize, &Int8Acts, &mut [f32]) + Sync,
+    task: impl Fn(usize, &[Int8Acts], &mut [f32]) + Sync,
 ) -> Vec<f32> {
     use rayon::prelude::*;
     let acts: Vec<Int8Acts> = x.par_chunks_exact(cols).map(|xt| Int8Acts::quantize(xt, group)).collect();
     let rows_per_task = (rows / (rayon::current_num_threads() * 4)).max(8);
-    if n == 1 {
-        let mut y = vec![0f32; rows];
-        y.par_chunks_mut(rows_per_task).enumerate().for_each(|(task, ys)| rows_dot(task * rows_per_task, &acts[0], ys));
-        return y;
-    }
-    // Row-major [rows, n]: each task fills whole rows.
     let mut y_rows = vec![0f32; rows * n];
-    y_rows.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(task, ys)| {
-        let mut token = vec![0f32; ys.len() / n];
-        for (t, a) in acts.iter().enumerate() {
-            rows_dot(task * rows_per_task, a, &mut token);
-            for (j, v) in token.iter().enumerate() {
-                ys[j * n + t] = *v;
-            }
-        }
-    });
+    y_rows.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(t, ys)| task(t * rows_per_task, &acts, ys));
+    if n == 1 {
+        return y_rows;
+    }
     let mut y = vec![0f32; n * rows];
     for (r, yr) in y_rows.chunks_exact(n).enumerate() {
         for (t, v) in yr.iter().enumerate() {
