@@ -168,6 +168,14 @@ def store_conversation_start():
     return system, convo.get("tools") or []
 
 
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    keep = ["avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16"]
+    return " ".join(k for k in keep if k in flags) + (f" (capped: STYLEVN_CPU_CAP={os.environ['STYLEVN_CPU_CAP']})"
+                                                      if os.environ.get("STYLEVN_CPU_CAP") else "")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/smollm2-135m-instruct")
@@ -216,8 +224,10 @@ def main():
     body = "\n".join([
         f"## Serving load test: {name}",
         "",
-        f"`python3 benches/load_serve.py --clients {args.clients} --per-client {args.per_client} --max-tokens {args.max_tokens}` "
-        f"on {platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} at the end: the machine was shared), "
+        f"`python3 benches/load_serve.py --model {args.model} --clients {args.clients} --per-client {args.per_client} "
+        f"--max-tokens {args.max_tokens}` "
+        f"on {platform.machine()}, {os.cpu_count()} cores, CPU flags: {cpu_flags()} "
+        f"(load average {load:.1f} at the end: the machine was shared), "
         f"loopback, greedy, streaming with include_usage, all clients started at once, {time.strftime('%Y-%m-%d')}. "
         "Timings as vLLM's benchmark_serving: TTFT = first content chunk - send, ITL = gaps between content chunks, "
         "TPOT = (latency - TTFT)/(output tokens - 1); milliseconds.",
@@ -228,7 +238,8 @@ def main():
         "",
         *checks,
     ])
-    write_section("serve-load", body)
+    # The default model keeps the section name older runs wrote; others get their own.
+    write_section("serve-load" if name == "smollm2-135m-instruct" else f"serve-load-{name}", body)
     print(body)
     json.dump({"single": s1, "concurrent": sn, "store_cached": sc, "store_uncached": su, "errors": errors}, sys.stderr)
     return 0 if not errors else 1

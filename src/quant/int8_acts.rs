@@ -84,6 +84,10 @@ fn round_small(v: f32) -> f32 {
     (v + MAGIC) - MAGIC
 }
 
+/// Matrices up to this many weights (a K or V projection of a 0.5B model) run on the
+/// calling thread: waking the pool costs more than the product.
+const SERIAL_MAX_WEIGHTS: usize = 1 << 17;
+
 /// `x Wᵀ` for `x` row-major `[n, cols]` through an integer kernel: each token's
 /// activations are rounded once ([`Int8Acts::quantize`] with sums over `group`),
 /// then rows are split across the rayon pool in ranges and `task(first, acts, ys)`
@@ -99,7 +103,10 @@ pub fn fused_matmul(
 ) -> Vec<f32> {
     use rayon::prelude::*;
     let acts: Vec<Int8Acts> = x.par_chunks_exact(cols).map(|xt| Int8Acts::quantize(xt, group)).collect();
-    let rows_per_task = (rows / (rayon::current_num_threads() * 4)).max(8);
+    // One range a thread (in multiples of 4 rows for the four-row kernels): the
+    // work is even and each extra task costs a steal; small matrices take one task.
+    let threads = if rows * cols < SERIAL_MAX_WEIGHTS { 1 } else { rayon::current_num_threads() };
+    let rows_per_task = rows.div_ceil(threads).next_multiple_of(4).max(4);
     let mut y_rows = vec![0f32; rows * n];
     y_rows.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(t, ys)| task(t * rows_per_task, &acts, ys));
     if n == 1 {
