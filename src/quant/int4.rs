@@ -136,11 +136,12 @@ impl Int4Weight {
             let mut done = 0;
             match (kernels.quad, kernels.unpacked) {
                 (_, Some(unpacked)) if n >= UNPACK_MIN_TOKENS => {
-                    let codes = self.unpack_rows(first, count);
-                    let row_bytes = self.cols;
+                    // Four rows at a time, unpacked into a buffer that stays in L1.
+                    let mut codes = vec![0u8; 4 * self.cols];
                     while done + 4 <= count {
+                        self.unpack_rows(first + done, &mut codes);
                         let rows = [0, 1, 2, 3].map(|i| UnpackedRow {
-                            codes: &codes[(done + i) * row_bytes..(done + i + 1) * row_bytes],
+                            codes: &codes[i * self.cols..(i + 1) * self.cols],
                             packed: self.row(first + done + i),
                         });
                         for (t, a) in acts.iter().enumerate() {
@@ -174,12 +175,13 @@ impl Int4Weight {
         })
     }
 
-    /// Rows `first..first + count` with each pair of blocks' 32 code bytes split into
-    /// 64 bytes, low nibbles then high nibbles: the activations' order, one code a byte.
-    fn unpack_rows(&self, first: usize, count: usize) -> Vec<u8> {
+    /// Rows `first..` (as many as `out` holds, `cols` bytes each) with each pair of
+    /// blocks' 32 code bytes split into 64 bytes, low nibbles then high nibbles: the
+    /// activations' order, one code a byte.
+    fn unpack_rows(&self, first: usize, out: &mut [u8]) {
         let words_per_row = self.cols / 8;
+        let count = out.len() / self.cols;
         let words = &self.words[first * words_per_row..(first + count) * words_per_row];
-        let mut out = vec![0u8; count * self.cols];
         for (pair, codes) in words.chunks_exact(PAIR / 8).zip(out.chunks_exact_mut(PAIR)) {
             let (low, high) = codes.split_at_mut(PAIR / 2);
             for (w, (lo, hi)) in pair.iter().zip(low.chunks_exact_mut(4).zip(high.chunks_exact_mut(4))) {
@@ -190,7 +192,6 @@ impl Int4Weight {
                 }
             }
         }
-        out
     }
 
     fn row(&self, r: usize) -> WeightRow<'_> {
